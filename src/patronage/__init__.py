@@ -1,0 +1,1 @@
+"""Patronage: patron services for libraries."""

@@ -1,0 +1,40 @@
+"""The ``patronage`` command: a thin front for Django's management commands.
+
+    patronage serve [--bind 127.0.0.1:8000] [--workers 2]   gunicorn with whitenoise
+    patronage worker                                         the background task worker
+    patronage import patrons FILE.csv [--keep-good-rows]     registrar/HR feed import
+    patronage demo                                           load the demo library once
+    patronage <any manage.py command>                        e.g. migrate, createsuperuser
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patronage.settings")
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(__doc__)
+        return
+    command, rest = args[0], args[1:]
+    if command == "serve":
+        from patronage.ops.serve import serve
+
+        serve(rest)
+        return
+    if command == "worker":
+        args = ["db_worker", *rest]
+    elif command == "import":
+        if not rest or rest[0] != "patrons":
+            sys.exit("usage: patronage import patrons FILE.csv [--keep-good-rows]")
+        args = ["import_patrons", *rest[1:]]
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["patronage", *args])
+
+
+if __name__ == "__main__":
+    main()

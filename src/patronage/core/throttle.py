@@ -1,0 +1,90 @@
+"""Lock-out of repeated failed credential checks, shared by every place a password is checked.
+
+Two counters are kept per check: one for the account and one for the client address, so that
+guessing many passwords for one account and one password for many accounts are both slowed.
+After ``LOGIN_FAILURE_LIMIT`` failures inside the window the key is locked for the cool-off.
+The counters live in the database, so they hold across processes and machines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from . import clock
+from .models import CredentialFailures
+
+
+@dataclass(frozen=True)
+class Lock:
+    key: str
+    until: dt.datetime
+
+    @property
+    def retry_after_seconds(self) -> int:
+        return max(1, int((self.until - clock.now()).total_seconds()))
+
+
+def _limit_for(key: str) -> int:
+    if key.startswith("ip:"):
+        return int(settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS)
+    return int(settings.LOGIN_FAILURE_LIMIT)
+
+
+def keys_for(account: str, address: str | None) -> list[str]:
+    keys = [f"account:{account.strip().lower()}"]
+    if address:
+        keys.append(f"ip:{address}")
+    return keys
+
+
+def current_lock(scope: str, keys: list[str]) -> Lock | None:
+    """The lock that stands against any of ``keys`` now, if any."""
+    now = clock.now()
+    row = (
+        CredentialFailures.objects.filter(scope=scope, key__in=keys, locked_until__gt=now)
+        .order_by("-locked_until")
+        .values_list("key", "locked_until")
+        .first()
+    )
+    return Lock(key=row[0], until=row[1]) if row and row[1] else None
+
+
+def record_failure(scope: str, keys: list[str]) -> Lock | None:
+    """Count one failure against every key; return the lock if this failure caused one."""
+    now = clock.now()
+    window = dt.timedelta(seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS)
+    lock: Lock | None = None
+    for key in keys:
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    CredentialFailures.objects.get_or_create(
+                        scope=scope, key=key, defaults={"window_started_at": now}
+                    )
+            except IntegrityError:
+                pass  # another process created the row first; fine
+            row = CredentialFailures.objects.select_for_update().get(scope=scope, key=key)
+            if row.window_started_at + window < now or (row.locked_until and row.locked_until <= now):
+                row.failures = 0
+                row.window_started_at = now
+                row.locked_until = None
+            row.failures += 1
+            if row.failures >= _limit_for(key):
+                row.locked_until = now + dt.timedelta(seconds=settings.LOGIN_LOCKOUT_SECONDS)
+                lock = Lock(key=key, until=row.locked_until)
+            row.save()
+    return lock
+
+
+def record_success(scope: str, account: str) -> None:
+    CredentialFailures.objects.filter(scope=scope, key=keys_for(account, None)[0]).delete()
+
+
+def clear(scope: str, account: str) -> int:
+    """Staff lift a lock: the account's counter starts again from zero."""
+    deleted, _ = CredentialFailures.objects.filter(scope=scope, key=keys_for(account, None)[0]).delete()
+    return deleted

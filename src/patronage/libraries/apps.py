@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LibrariesConfig(AppConfig):
+    name = "patronage.libraries"
+    label = "libraries"

@@ -1,0 +1,191 @@
+"""Standing: everything that limits a patron right now, and what it forbids.
+
+Pure Python: facts in, conditions and decisions out. No Django, no clock, no database. The codes
+of ``Condition`` and ``Action`` are part of the public contract (portal, staff pages, REST, SIP2,
+NCIP render them) and never change once released.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+INACTIVE = "inactive"
+
+
+class Condition(StrEnum):
+    BLOCKED_BY_STAFF = "blocked_by_staff"
+    FINES_OVER_LIMIT = "fines_over_limit"
+    RECORD_EXPIRED = "record_expired"
+    RECORD_INACTIVE = "record_inactive"
+    NO_ACTIVE_BARCODE = "no_active_barcode"
+
+
+class Action(StrEnum):
+    PORTAL_LOGIN = "portal_login"
+    RESERVE = "reserve"
+    CHECK_OUT = "check_out"
+    RENEW = "renew"
+    ILL_REQUEST = "ill_request"
+    SELF_UPDATE = "self_update"
+    PAY = "pay"
+
+
+_BORROWING = frozenset({Action.RESERVE, Action.CHECK_OUT, Action.RENEW, Action.ILL_REQUEST})
+
+# Which condition forbids which action: the one table every face reads.
+# A blocked, expired or indebted patron may still sign in (to see why and what to do), update
+# contact details and pay; an inactive record may do nothing but settle its debts.
+FORBIDS: Mapping[Condition, frozenset[Action]] = {
+    Condition.BLOCKED_BY_STAFF: _BORROWING,
+    Condition.FINES_OVER_LIMIT: _BORROWING,
+    Condition.RECORD_EXPIRED: _BORROWING,
+    Condition.RECORD_INACTIVE: frozenset(Action) - {Action.PAY},
+    Condition.NO_ACTIVE_BARCODE: frozenset({Action.CHECK_OUT, Action.RENEW, Action.ILL_REQUEST}),
+}
+
+
+@dataclass(frozen=True)
+class BlockFact:
+    block_id: int
+    created_at: dt.datetime
+    ends_at: dt.datetime | None
+    comment: str
+
+
+@dataclass(frozen=True)
+class PatronFacts:
+    """What standing needs to know about one patron, gathered by one query."""
+
+    status: str
+    expires_on: dt.date
+    today: dt.date
+    has_active_barcode: bool
+    balance: Decimal
+    fine_limit: Decimal
+    currency: str
+    blocks: tuple[BlockFact, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One condition as every face shows it."""
+
+    code: Condition
+    staff_message: str
+    patron_message: str
+    remedy: str
+    details: Mapping[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "code": self.code.value,
+            "staff_message": self.staff_message,
+            "patron_message": self.patron_message,
+            "remedy": self.remedy,
+            "details": dict(self.details),
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reasons: tuple[Reason, ...]
+
+    @property
+    def allowed(self) -> bool:
+        return not self.reasons
+
+    @property
+    def codes(self) -> list[str]:
+        return [r.code.value for r in self.reasons]
+
+
+@dataclass(frozen=True)
+class Standing:
+    conditions: tuple[Reason, ...]
+
+    def decision(self, action: Action) -> Decision:
+        return Decision(action, tuple(r for r in self.conditions if action in FORBIDS[r.code]))
+
+    @property
+    def codes(self) -> list[str]:
+        return [r.code.value for r in self.conditions]
+
+    @property
+    def is_clear(self) -> bool:
+        return not self.conditions
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    return f"{amount:.2f} {currency}"
+
+
+def conditions(facts: PatronFacts) -> tuple[Reason, ...]:
+    """Every condition that holds for the patron, in a stable order."""
+    found: list[Reason] = []
+    if facts.status == INACTIVE:
+        found.append(
+            Reason(
+                Condition.RECORD_INACTIVE,
+                "The patron record is inactive.",
+                "Your library account is not active.",
+                "Staff can reactivate the record in the Membership section.",
+            )
+        )
+    for block in facts.blocks:
+        until = f" until {block.ends_at:%Y-%m-%d %H:%M} UTC" if block.ends_at else ""
+        found.append(
+            Reason(
+                Condition.BLOCKED_BY_STAFF,
+                f"Blocked by staff on {block.created_at:%Y-%m-%d}{until}: {block.comment}",
+                "Your account has been blocked by the library. Please contact the library.",
+                "A staff member with the block/unblock permission can lift the block with a comment.",
+                {"block_id": str(block.block_id), "ends_at": block.ends_at.isoformat() if block.ends_at else ""},
+            )
+        )
+    if facts.balance > facts.fine_limit:
+        over = facts.balance - facts.fine_limit
+        found.append(
+            Reason(
+                Condition.FINES_OVER_LIMIT,
+                f"Owes {_money(facts.balance, facts.currency)}, over the limit of "
+                f"{_money(facts.fine_limit, facts.currency)} for this patron type.",
+                f"You owe {_money(facts.balance, facts.currency)}, which is over the limit of "
+                f"{_money(facts.fine_limit, facts.currency)}.",
+                f"Pay {_money(over, facts.currency)} to go under the limit.",
+                {
+                    "balance": str(facts.balance),
+                    "limit": str(facts.fine_limit),
+                    "to_pay": str(over),
+                    "currency": facts.currency,
+                },
+            )
+        )
+    if facts.expires_on < facts.today:
+        found.append(
+            Reason(
+                Condition.RECORD_EXPIRED,
+                f"The record expired on {facts.expires_on:%Y-%m-%d}.",
+                f"Your library card expired on {facts.expires_on:%Y-%m-%d}.",
+                "Renew the record: staff set a new expiry date in the Membership section.",
+                {"expired_on": facts.expires_on.isoformat()},
+            )
+        )
+    if not facts.has_active_barcode:
+        found.append(
+            Reason(
+                Condition.NO_ACTIVE_BARCODE,
+                "The patron has no active barcode.",
+                "Your account has no active library card.",
+                "Issue a new barcode in the Barcodes section.",
+            )
+        )
+    return tuple(found)
+
+
+def standing(facts: PatronFacts) -> Standing:
+    return Standing(conditions(facts))
