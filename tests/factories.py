@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from patronage.core.audit import Actor
 from patronage.libraries.models import Branch, Library, Membership, Role
@@ -63,7 +63,7 @@ def make_staff(
     *,
     username: str | None = None,
     role_name: str | None = None,
-) -> AbstractBaseUser:
+) -> User:
     user_model = get_user_model()
     username = username or f"staff{next(_seq)}"
     user = user_model.objects.create_user(username=username, password=PASSWORD)
@@ -79,7 +79,7 @@ def make_staff(
     return user
 
 
-def actor(user: AbstractBaseUser | None) -> Actor:
+def actor(user: User | None) -> Actor:
     return Actor(user=user, source_ip="127.0.0.1")
 
 
