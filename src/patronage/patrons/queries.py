@@ -7,6 +7,7 @@ import re
 import phonenumbers
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
 
 from patronage.core.errors import FieldError
 
@@ -24,7 +25,9 @@ SORTS: dict[str, tuple[str, ...]] = {
 DEFAULT_SORT = "name"
 
 
-def search_patrons(scope: QuerySet[Patron], query: str, *, region: str = "US", sort: str = DEFAULT_SORT) -> QuerySet[Patron]:
+def search_patrons(
+    scope: QuerySet[Patron], query: str, *, region: str = "US", sort: str = DEFAULT_SORT
+) -> QuerySet[Patron]:
     """Patrons in ``scope`` matching ``query`` by barcode (current or old), Person-ID, e-mail,
     phone or name prefix ("smi", "smith, jo", "jo smith").
 
@@ -41,9 +44,14 @@ def search_patrons(scope: QuerySet[Patron], query: str, *, region: str = "US", s
 
 def _match(scope: QuerySet[Patron], text: str, region: str) -> Q:
     lowered = text.lower()
-    condition = Q(pk__in=Barcode.objects.filter(number=text).values("patron_id")) | Q(person_id=text)
+    # The barcode match is resolved first (one index lookup): as a subquery inside the OR below it would
+    # stop PostgreSQL from combining the other branches' indexes, and every search would scan patrons.
+    by_barcode = list(Barcode.objects.filter(number=text).values_list("patron_id", flat=True))
+    condition = Q(pk__in=by_barcode) | Q(person_id=text)
     if "@" in text:
-        return condition | Q(primary_email__iexact=text) | Q(alternate_email__iexact=text)
+        # lower() = lower() rather than iexact (UPPER() = UPPER() on PostgreSQL, LIKE on SQLite), so the
+        # lower(e-mail) indexes serve it on every database.
+        return condition | Q(Exact(Lower("primary_email"), lowered)) | Q(Exact(Lower("alternate_email"), lowered))
     if re.fullmatch(r"[+\d][\d\s().-]{5,}", text):
         try:
             number = phonenumbers.parse(text, region)
