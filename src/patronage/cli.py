@@ -1,10 +1,10 @@
 """The ``patronage`` command: a thin front for Django's management commands.
 
-    patronage serve [--bind 127.0.0.1:8000] [--workers 2]   gunicorn with whitenoise
-    patronage worker                                         the background task worker
-    patronage import patrons FILE.csv [--keep-good-rows]     registrar/HR feed import
-    patronage demo                                           load the demo library once
-    patronage <any manage.py command>                        e.g. migrate, createsuperuser
+patronage serve [--bind 127.0.0.1:8000] [--workers 2]   gunicorn with whitenoise
+patronage worker                                         the background task worker
+patronage import patrons FILE.csv [--keep-good-rows]     registrar/HR feed import
+patronage demo                                           load the demo library once
+patronage <any manage.py command>                        e.g. migrate, createsuperuser
 """
 
 from __future__ import annotations

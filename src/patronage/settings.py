@@ -58,6 +58,10 @@ SECURE_SSL_REDIRECT = HTTPS and env_bool("PATRONAGE_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = 31_536_000 if HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS and env_bool("PATRONAGE_HSTS_PRELOAD")
+# Asking browsers to preload HSTS binds the whole domain and its subdomains to HTTPS for months and
+# is slow to undo, so it stays the library's explicit choice (PATRONAGE_HSTS_PRELOAD) and
+# `check --deploy` does not warn about it being off.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 if env_bool("PATRONAGE_BEHIND_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -57,7 +57,7 @@ def unblock_patron(*, actor: audit.Actor, patron: Patron, comment: str) -> list[
         raise Conflict("The patron is not blocked by staff at this library.")
     for block in blocks:
         block.lifted_at = now
-        block.lifted_by = actor.account  # type: ignore[assignment]
+        block.lifted_by = actor.account
         block.lifted_by_label = actor.label
         block.lift_comment = text
         block.save(update_fields=["lifted_at", "lifted_by", "lifted_by_label", "lift_comment"])

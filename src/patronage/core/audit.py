@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 
 from . import clock
 from .models import AuditEvent
@@ -15,7 +15,7 @@ from .models import AuditEvent
 class Actor:
     """Who acts, through which face, from where. Faces build one per request."""
 
-    user: AbstractBaseUser | None
+    user: User | AnonymousUser | None
     channel: str = AuditEvent.Channel.STAFF
     source_ip: str | None = None
 
@@ -26,9 +26,9 @@ class Actor:
         return self.user.get_username()
 
     @property
-    def account(self) -> AbstractBaseUser | None:
+    def account(self) -> User | None:
         """The signed-in staff account, or None for the system, the CLI and patrons."""
-        if self.user is None or not self.user.is_authenticated:
+        if self.user is None or isinstance(self.user, AnonymousUser) or not self.user.is_authenticated:
             return None
         return self.user
 

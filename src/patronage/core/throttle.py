@@ -62,9 +62,7 @@ def record_failure(scope: str, keys: list[str]) -> Lock | None:
         with transaction.atomic():
             try:
                 with transaction.atomic():
-                    CredentialFailures.objects.get_or_create(
-                        scope=scope, key=key, defaults={"window_started_at": now}
-                    )
+                    CredentialFailures.objects.get_or_create(scope=scope, key=key, defaults={"window_started_at": now})
             except IntegrityError:
                 pass  # another process created the row first; fine
             row = CredentialFailures.objects.select_for_update().get(scope=scope, key=key)

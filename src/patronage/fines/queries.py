@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING, TypedDict
 
 from django.db.models import DecimalField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from .models import Fee, Payment, PaymentAllocation, Waiver
 from .rules import OpenFee
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class _Settled(TypedDict):
+    paid: Decimal
+    waived: Decimal
+
 
 _ZERO = Value(Decimal("0"), output_field=DecimalField(max_digits=12, decimal_places=2))
 
@@ -19,7 +29,7 @@ def _total(queryset: QuerySet[Fee] | QuerySet[Payment] | QuerySet[Waiver]) -> De
 
 
 def balance(patron_id: int) -> Decimal:
-    """What the patron owes at their library: fees − payments − waivers."""
+    """What the patron owes at their library: fees - payments - waivers."""
     return (
         _total(Fee.objects.filter(patron_id=patron_id))
         - _total(Payment.objects.filter(patron_id=patron_id))
@@ -27,7 +37,7 @@ def balance(patron_id: int) -> Decimal:
     )
 
 
-def fees_with_outstanding(patron_id: int) -> QuerySet[Fee]:
+def fees_with_outstanding(patron_id: int) -> QuerySet[WithAnnotations[Fee, _Settled]]:
     """The patron's fees, oldest first, annotated with ``paid``, ``waived`` and ``outstanding``."""
 
     def summed(model: type[PaymentAllocation] | type[Waiver]) -> Subquery:

@@ -21,7 +21,7 @@ def permissions_by_library(user: AbstractBaseUser | AnonymousUser | None) -> dic
         return {}
     cached = getattr(user, _CACHE_ATTR, None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     result: dict[int, set[Permission]] = {}
     known = {p.value for p in Permission}
     rows = Membership.objects.filter(user_id=user.pk).values_list("library_id", "roles__permissions")

@@ -56,7 +56,8 @@ class Patron(models.Model):
     first_name = models.CharField(max_length=150)
     last_name = models.CharField(max_length=150)
     birth_date = models.DateField(null=True, blank=True)
-    person_id = models.CharField(
+    # NULL, not "", for "no Person-ID": the unique constraint per library must let many patrons have none.
+    person_id = models.CharField(  # noqa: DJ001
         "Person-ID", max_length=64, null=True, blank=True, help_text="The institution's id for this person."
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
@@ -104,6 +105,9 @@ class Barcode(models.Model):
             models.UniqueConstraint(fields=["library", "number"], name="barcode_unique_per_library"),
             models.UniqueConstraint(fields=["patron"], condition=Q(is_active=True), name="one_active_barcode"),
         ]
+        # The staff search matches a typed text against barcodes of every library in scope, so it looks up
+        # by number alone; the unique index above leads with the library and cannot serve that.
+        indexes = [models.Index(fields=["number"], name="barcode_number")]
         ordering = ["-is_active", "-issued_at"]
 
     def __str__(self) -> str:

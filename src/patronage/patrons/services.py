@@ -129,7 +129,9 @@ def clean_addresses(addresses: Sequence[Mapping[str, Any]]) -> list[dict[str, An
 def _check_person_id(library: Library, person_id: str | None, exclude_pk: int | None) -> None:
     if not person_id:
         return
-    clash = Patron.objects.filter(library=library, person_id=person_id).exclude(pk=exclude_pk)
+    clash = Patron.objects.filter(library=library, person_id=person_id)
+    if exclude_pk is not None:
+        clash = clash.exclude(pk=exclude_pk)
     if clash.exists():
         raise FieldError("person_id", "Another patron at this library has this Person-ID; check the number.")
 

@@ -24,10 +24,14 @@ def clean_phone(value: str, region: str, *, field: str = "phone") -> str:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        raise FieldError(field, f"{text[:40]!r} is not a phone number; enter it as dialled, e.g. +1 555 555 0123.") from None
+        raise FieldError(
+            field, f"{text[:40]!r} is not a phone number; enter it as dialled, e.g. +1 555 555 0123."
+        ) from None
     if not phonenumbers.is_valid_number(number):
         country = phonenumbers.region_code_for_number(number) or region
-        raise FieldError(field, f"{text[:40]!r} is not a valid phone number for {country}; check the digits and prefix.")
+        raise FieldError(
+            field, f"{text[:40]!r} is not a valid phone number for {country}; check the digits and prefix."
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -52,7 +56,7 @@ def clean_model_fields(
         if name not in data:
             continue
         field = model._meta.get_field(name)
-        assert isinstance(field, models.Field)
+        assert isinstance(field, models.Field)  # noqa: S101 - narrows the type; callers name concrete fields
         value = data[name]
         if isinstance(value, str):
             value = value.strip()

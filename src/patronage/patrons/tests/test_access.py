@@ -53,7 +53,10 @@ def test_a_personal_data_read_is_audited_with_who_and_from_where() -> None:
     patron_for_staff(actor(viewer), patron.pk, read_purpose="staff.details")
     event = AuditEvent.objects.get(action="patron.read")
     assert (event.actor_label, event.patron_id, event.source_ip, event.detail) == (
-        "reader", patron.pk, "127.0.0.1", {"purpose": "staff.details"}
+        "reader",
+        patron.pk,
+        "127.0.0.1",
+        {"purpose": "staff.details"},
     )
 
 

@@ -24,11 +24,15 @@ def _refers_to_patron(model: type[models.Model], seen: frozenset[type[models.Mod
         target = field.related_model if field.is_relation else None
         if target is Patron:
             return True
-        if isinstance(target, type) and target not in seen and target is not model and issubclass(target, models.Model):
-            if target._meta.app_label not in {"libraries", "auth", "contenttypes"} and _refers_to_patron(
-                target, seen | {model}
-            ):
-                return True
+        if (
+            isinstance(target, type)
+            and target not in seen
+            and target is not model
+            and issubclass(target, models.Model)
+            and target._meta.app_label not in {"libraries", "auth", "contenttypes"}
+            and _refers_to_patron(target, seen | {model})
+        ):
+            return True
     return False
 
 
