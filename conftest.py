@@ -3,5 +3,18 @@
 from __future__ import annotations
 
 import os
+from typing import Any
+
+import pytest
 
 os.environ.setdefault("PATRONAGE_TESTING", "1")
+
+
+@pytest.fixture(autouse=True)
+def plain_static_files(settings: Any) -> None:
+    # pytest-django loads the settings before this file sets PATRONAGE_TESTING, so the manifest
+    # storage (which needs collectstatic) would otherwise be in force while pages render.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "csp",
     "django_tasks",
     "django_tasks_db",
@@ -242,6 +243,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The documentation page serves Swagger UI from this installation, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "FeeKindEnum": "patronage.fines.models.Fee.Kind",
+        "AddressKindEnum": "patronage.patrons.models.Address.Kind",
+        "ConditionEnum": "patronage.standing.rules.Condition",
+    },
 }
 
 # Failed credential checks: after this many failures in the window the account (or address)

@@ -1,4 +1,32 @@
-from django.urls import URLPattern, URLResolver
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
+from django.urls import URLPattern, URLResolver, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from . import views
+
+# Everything under /api/v1/ is version 1 of the interface; a breaking change gets /api/v2/.
 
 app_name = "api"
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("v1/me/", views.MeView.as_view(), name="me"),
+    path("v1/libraries/", views.LibraryListView.as_view(), name="library-list"),
+    path("v1/patrons/", views.PatronListView.as_view(), name="patron-list"),
+    path("v1/patrons/<int:pk>/", views.PatronDetailView.as_view(), name="patron-detail"),
+    path("v1/patrons/<int:pk>/standing/", views.PatronStandingView.as_view(), name="patron-standing"),
+    path("v1/patrons/<int:pk>/export/", views.PatronExportView.as_view(), name="patron-export"),
+    path("v1/patrons/<int:pk>/barcodes/", views.PatronBarcodeView.as_view(), name="patron-barcodes"),
+    path("v1/patrons/<int:pk>/account/", views.PatronAccountView.as_view(), name="patron-account"),
+    path("v1/patrons/<int:pk>/fees/", views.PatronFeeView.as_view(), name="patron-fees"),
+    path("v1/patrons/<int:pk>/fees/<int:fee>/waivers/", views.PatronWaiverView.as_view(), name="patron-fee-waivers"),
+    path("v1/patrons/<int:pk>/payments/", views.PatronPaymentView.as_view(), name="patron-payments"),
+    path("v1/patrons/<int:pk>/blocks/", views.PatronBlocksView.as_view(), name="patron-blocks"),
+    path("v1/patrons/<int:pk>/unblock/", views.PatronUnblockView.as_view(), name="patron-unblock"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Swagger UI sets style attributes from its script; its page alone allows inline styles.
+    path(
+        "docs/",
+        csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="api:schema")),
+        name="docs",
+    ),
+]

@@ -299,3 +299,54 @@ def deactivate_barcode(*, actor: audit.Actor, patron: Patron) -> int:
         patron_label=patron.display_name,
     )  # fmt: skip
     return count
+
+
+def section_of(field: str) -> str | None:
+    return next((name for name, fields in SECTIONS.items() if field in fields), None)
+
+
+@transaction.atomic
+def update_patron(
+    *,
+    actor: audit.Actor,
+    patron: Patron,
+    data: Mapping[str, Any],
+    phones: Mapping[str, str | None] | None = None,
+    addresses: Sequence[Mapping[str, Any]] | None = None,
+) -> Patron:
+    """Change any fields of several sections at once: all of it is saved, or (on any error) none.
+
+    Every bad field is reported together. ``phones`` sets or (with an empty value) clears the
+    kinds given; ``addresses`` replaces the whole list.
+    """
+    unknown = sorted(k for k in data if section_of(k) is None)
+    if unknown:
+        known = ", ".join(f for fields in SECTIONS.values() for f in fields)
+        raise ValidationFailed({k: [f"Unknown field; the patron's fields are {known}."] for k in unknown})
+    patron = _lock(patron)
+    touched = {s: {k: v for k, v in data.items() if section_of(k) == s} for s in SECTIONS}
+    errors: dict[str, list[str]] = {}
+    for section, values in touched.items():
+        if values:
+            try:
+                cleaned = clean_section(patron.library, section, values)
+                if "person_id" in cleaned:
+                    _check_person_id(patron.library, cleaned["person_id"], patron.pk)
+            except (FieldError, ValidationFailed) as exc:
+                errors.update(exc.errors)
+    for check, value in ((lambda v: clean_phones(patron.library, v), phones), (clean_addresses, addresses)):
+        if value is not None:
+            try:
+                check(value)
+            except ValidationFailed as exc:
+                errors.update(exc.errors)
+    if errors:
+        raise ValidationFailed(errors)
+    for section, values in touched.items():
+        if values:
+            patron = update_section(actor=actor, patron=patron, section=section, data=values)
+    if phones is not None:
+        patron = set_phones(actor=actor, patron=patron, phones=phones)
+    if addresses is not None:
+        patron = set_addresses(actor=actor, patron=patron, addresses=addresses)
+    return patron

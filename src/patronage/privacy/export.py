@@ -127,3 +127,12 @@ def export_archive(*, actor: audit.Actor, patron: Patron) -> tuple[str, bytes]:
         actor, "patron.exported", library_id=patron.library_id, patron_id=patron.pk, patron_label=patron.display_name
     )
     return f"patron-{patron.library.code}-{patron.pk}.zip", buffer.getvalue()
+
+
+def export_data(*, actor: audit.Actor, patron: Patron) -> dict[str, Any]:
+    """The same data as the archive's ``patron.json``, for the API; the read is audited the same way."""
+    data = patron_data(patron)
+    audit.record(
+        actor, "patron.exported", library_id=patron.library_id, patron_id=patron.pk, patron_label=patron.display_name
+    )
+    return data

@@ -12,16 +12,6 @@ from patronage.patrons.models import Patron
 from tests.factories import make_library, make_patron, make_staff
 
 
-@pytest.fixture(autouse=True)
-def plain_static_files(settings: Any) -> None:
-    # pytest-django loads the settings before the root conftest sets PATRONAGE_TESTING, so the
-    # manifest storage (which needs collectstatic) would be in force while pages render.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def library() -> Library:
     return make_library("main-lib", name="Main Library")

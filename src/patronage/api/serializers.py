@@ -1,0 +1,275 @@
+"""Shapes of the API's requests and responses.
+
+Response serializers turn models into JSON. Request serializers describe the body for the schema
+and check only its shape (types); every rule about the values lives in the domain services, so the
+API, the staff pages and the importer refuse the same things with the same messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from patronage.blocks.models import Block
+from patronage.fines.models import Fee, Payment, PaymentAllocation, Waiver
+from patronage.libraries.models import Branch, Library
+from patronage.libraries.permissions import Permission
+from patronage.patrons.models import Address, Barcode, Patron, PatronType
+from patronage.standing.rules import Action, Condition
+
+# Labelled as drf-spectacular labels an Enum, so the schema names this choice set ConditionEnum once.
+CONDITIONS = [(c.value, c.name) for c in Condition]
+
+
+class RefSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField(source="pk")
+    code = serializers.CharField()
+    name = serializers.CharField()
+
+
+class BranchSerializer(serializers.ModelSerializer[Branch]):
+    class Meta:
+        model = Branch
+        fields = ["id", "code", "name"]
+
+
+class PatronTypeSerializer(serializers.ModelSerializer[PatronType]):
+    class Meta:
+        model = PatronType
+        fields = ["id", "code", "name", "fine_limit", "expiry_months", "may_self_update", "may_use_ill", "loan_limit"]
+
+
+class LibrarySerializer(serializers.ModelSerializer[Library]):
+    permissions = serializers.SerializerMethodField()
+    branches = BranchSerializer(many=True, read_only=True)
+    patron_types = PatronTypeSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Library
+        fields = ["id", "code", "name", "currency", "time_zone", "country", "permissions", "branches", "patron_types"]
+
+    def get_permissions(self, library: Library) -> list[str]:
+        held: dict[int, frozenset[Permission]] = self.context["permissions"]
+        return sorted(p.value for p in held.get(library.pk, frozenset()))
+
+
+class BarcodeSerializer(serializers.ModelSerializer[Barcode]):
+    class Meta:
+        model = Barcode
+        fields = ["number", "is_active", "issued_at", "replaced_at"]
+
+
+class AddressSerializer(serializers.ModelSerializer[Address]):
+    kind = serializers.ChoiceField(choices=Address.Kind.choices, default=Address.Kind.HOME)
+
+    class Meta:
+        model = Address
+        fields = ["kind", "line1", "line2", "city", "region", "postal_code", "country"]
+        extra_kwargs = {f: {"required": False, "allow_blank": True, "validators": []} for f in fields[1:]}
+
+
+class PhonesSerializer(serializers.Serializer[Any]):
+    """Phone numbers by kind; an empty value or null removes that kind."""
+
+    mobile = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    home = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    work = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+
+
+def phones_of(patron: Patron) -> dict[str, str]:
+    return {phone.kind: phone.number for phone in patron.phones.all()}
+
+
+class PatronSummarySerializer(serializers.ModelSerializer[Patron]):
+    """One row of a search result."""
+
+    barcode = serializers.SerializerMethodField()
+    patron_type = RefSerializer()
+    library = serializers.IntegerField(source="library_id")
+
+    class Meta:
+        model = Patron
+        fields = ["id", "library", "first_name", "last_name", "display_name", "barcode", "patron_type", "status",
+                  "expires_on"]  # fmt: skip
+
+    def get_barcode(self, patron: Patron) -> str | None:
+        active = [b.number for b in patron.barcodes.all() if b.is_active]
+        return active[0] if active else None
+
+
+class ReasonSerializer(serializers.Serializer[Any]):
+    code = serializers.ChoiceField(choices=CONDITIONS)
+    staff_message = serializers.CharField()
+    patron_message = serializers.CharField()
+    remedy = serializers.CharField()
+    details = serializers.DictField(child=serializers.CharField())
+
+
+class DecisionSerializer(serializers.Serializer[Any]):
+    allowed = serializers.BooleanField()
+    reasons = serializers.ListField(child=serializers.ChoiceField(choices=CONDITIONS))
+
+
+class StandingSerializer(serializers.Serializer[Any]):
+    clear = serializers.BooleanField()
+    conditions = ReasonSerializer(many=True)
+    decisions = serializers.DictField(
+        child=DecisionSerializer(), help_text="One entry per action: " + ", ".join(Action)
+    )
+
+
+class PatronSerializer(serializers.ModelSerializer[Patron]):
+    """A patron record with contacts, balance and standing."""
+
+    library = RefSerializer()
+    patron_type = RefSerializer()
+    registered_branch = RefSerializer()
+    barcode = serializers.SerializerMethodField()
+    barcodes = BarcodeSerializer(many=True)
+    phones = serializers.SerializerMethodField()
+    addresses = AddressSerializer(many=True)
+    balance = serializers.DecimalField(max_digits=12, decimal_places=2, source="api_balance")
+    standing = StandingSerializer(source="api_standing")
+
+    class Meta:
+        model = Patron
+        fields = [
+            "id", "library", "first_name", "last_name", "display_name", "birth_date", "person_id", "status",
+            "expires_on", "signature_on_file", "staff_notes", "primary_email", "alternate_email",
+            "notification_method", "patron_type", "registered_branch", "barcode", "barcodes", "phones",
+            "addresses", "balance", "standing", "created_at", "updated_at",
+        ]  # fmt: skip
+
+    def get_barcode(self, patron: Patron) -> str | None:
+        active = [b.number for b in patron.barcodes.all() if b.is_active]
+        return active[0] if active else None
+
+    def get_phones(self, patron: Patron) -> dict[str, str]:
+        return phones_of(patron)
+
+
+class PatronWriteSerializer(serializers.Serializer[Any]):
+    """The fields a client may send. Patron type and branch may be given by id or code."""
+
+    first_name = serializers.CharField(required=False, allow_blank=True)
+    last_name = serializers.CharField(required=False, allow_blank=True)
+    birth_date = serializers.CharField(required=False, allow_blank=True, allow_null=True, help_text="YYYY-MM-DD")
+    person_id = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    status = serializers.ChoiceField(choices=Patron.Status.choices, required=False)
+    expires_on = serializers.CharField(required=False, allow_blank=True, allow_null=True, help_text="YYYY-MM-DD")
+    signature_on_file = serializers.BooleanField(required=False)
+    staff_notes = serializers.CharField(required=False, allow_blank=True)
+    primary_email = serializers.CharField(required=False, allow_blank=True)
+    alternate_email = serializers.CharField(required=False, allow_blank=True)
+    notification_method = serializers.ChoiceField(choices=Patron.NotificationMethod.choices, required=False)
+    patron_type = serializers.CharField(required=False, help_text="Id or code of a patron type of the library.")
+    registered_branch = serializers.CharField(required=False, help_text="Id or code of a branch of the library.")
+    phones = PhonesSerializer(required=False)
+    addresses = AddressSerializer(many=True, required=False, help_text="Replaces every address of the patron.")
+
+
+class PatronCreateSerializer(PatronWriteSerializer):
+    library = serializers.CharField(help_text="Id or code of the library (one where you may edit patrons).")
+    barcode = serializers.CharField(required=False, allow_blank=True)
+
+
+class BarcodeIssueSerializer(serializers.Serializer[Any]):
+    number = serializers.CharField(help_text="The new card number; the active one becomes history.")
+
+
+class FeeSerializer(serializers.ModelSerializer[Fee]):
+    paid = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
+    waived = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
+    outstanding = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Fee
+        fields = ["id", "kind", "amount", "description", "branch", "created_at", "paid", "waived", "outstanding"]
+
+    def get_outstanding(self, fee: Any) -> str:
+        return f"{fee.amount - getattr(fee, 'paid', 0) - getattr(fee, 'waived', 0):.2f}"
+
+
+class AllocationSerializer(serializers.ModelSerializer[PaymentAllocation]):
+    class Meta:
+        model = PaymentAllocation
+        fields = ["fee", "amount"]
+
+
+class PaymentSerializer(serializers.ModelSerializer[Payment]):
+    allocations = AllocationSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Payment
+        fields = ["id", "amount", "method", "idempotency_key", "note", "branch", "received_at", "allocations"]
+
+
+class WaiverSerializer(serializers.ModelSerializer[Waiver]):
+    class Meta:
+        model = Waiver
+        fields = ["id", "fee", "amount", "reason", "waived_at"]
+
+
+class AccountSerializer(serializers.Serializer[Any]):
+    balance = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    fine_limit = serializers.DecimalField(max_digits=12, decimal_places=2)
+    fees = FeeSerializer(many=True)
+    payments = PaymentSerializer(many=True)
+    waivers = WaiverSerializer(many=True)
+
+
+class FeeCreateSerializer(serializers.Serializer[Any]):
+    amount = serializers.CharField(help_text="In the library's currency, e.g. 2.50.")
+    kind = serializers.ChoiceField(choices=Fee.Kind.choices, required=False, default=Fee.Kind.OTHER)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    branch = serializers.CharField(required=False, allow_null=True, default=None, help_text="Branch id.")
+
+
+class PaymentCreateSerializer(serializers.Serializer[Any]):
+    amount = serializers.CharField(help_text="At most the balance.")
+    method = serializers.ChoiceField(choices=Payment.Method.choices)
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+    branch = serializers.CharField(required=False, allow_null=True, default=None, help_text="Branch id.")
+
+
+class WaiverCreateSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField()
+    amount = serializers.CharField(required=False, allow_null=True, default=None, help_text="Empty: all still owed.")
+
+
+class BlockSerializer(serializers.ModelSerializer[Block]):
+    class Meta:
+        model = Block
+        fields = ["id", "comment", "created_at", "created_by_label", "ends_at", "lifted_at", "lifted_by_label",
+                  "lift_comment"]  # fmt: skip
+
+
+class BlockCreateSerializer(serializers.Serializer[Any]):
+    comment = serializers.CharField(help_text="Why; shown to staff.")
+    ends_at = serializers.DateTimeField(required=False, allow_null=True, default=None, help_text="Empty: until lifted.")
+
+
+class UnblockSerializer(serializers.Serializer[Any]):
+    comment = serializers.CharField(help_text="Why the block is lifted.")
+
+
+class TokenInfoSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class MeSerializer(serializers.Serializer[Any]):
+    username = serializers.CharField()
+    token = TokenInfoSerializer(allow_null=True)
+    libraries = LibrarySerializer(many=True)
+
+
+class ExportSerializer(serializers.Serializer[Any]):
+    format = serializers.CharField()
+    version = serializers.IntegerField()
+    generated_at = serializers.DateTimeField()
+    library = serializers.DictField()
+    patron = serializers.DictField()
