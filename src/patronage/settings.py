@@ -8,12 +8,14 @@ variables (see ``docs/operations.md``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent
 VAR_DIR = Path(os.environ.get("PATRONAGE_VAR_DIR", Path.cwd() / "var")).resolve()
@@ -64,6 +66,16 @@ SECURE_HSTS_PRELOAD = HTTPS and env_bool("PATRONAGE_HSTS_PRELOAD")
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
 if env_bool("PATRONAGE_BEHIND_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Reverse proxies whose X-Forwarded-For is believed for the client address (audit log, lock-out):
+# comma-separated addresses or networks, e.g. "127.0.0.1,10.0.0.0/8". Empty: the peer is the client.
+PATRONAGE_TRUSTED_PROXIES = env_list("PATRONAGE_TRUSTED_PROXIES", "")
+for _proxy in PATRONAGE_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"PATRONAGE_TRUSTED_PROXIES: {_proxy!r} is not an address or network, e.g. 10.0.0.5 or 10.0.0.0/8."
+        ) from None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -10,7 +10,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
-from patronage.core import throttle
+from patronage.core import net, throttle
 
 from .models import ApiToken
 from .tokens import user_for_token
@@ -19,7 +19,7 @@ SCOPE = "api"
 
 
 def client_ip(request: Request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return net.client_ip(request.META)
 
 
 class ApiTokenAuthentication(BaseAuthentication):

@@ -35,6 +35,10 @@ class BranchSerializer(serializers.ModelSerializer[Branch]):
 
 
 class PatronTypeSerializer(serializers.ModelSerializer[PatronType]):
+    # Declared, so the schema does not take the database backend's integer range.
+    expiry_months = serializers.IntegerField(min_value=0)
+    loan_limit = serializers.IntegerField(min_value=0, allow_null=True)
+
     class Meta:
         model = PatronType
         fields = ["id", "code", "name", "fine_limit", "expiry_months", "may_self_update", "may_use_ill", "loan_limit"]

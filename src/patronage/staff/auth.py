@@ -9,6 +9,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views import View
 
+from patronage.core import net
 from patronage.core.audit import Actor
 from patronage.core.errors import DomainError, PermissionDenied
 from patronage.core.models import AuditEvent
@@ -22,8 +23,7 @@ SESSION_LIBRARY = "staff_library_id"
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    # REMOTE_ADDR is the peer; behind a proxy, gunicorn's forwarded_allow_ips sets it correctly.
-    return request.META.get("REMOTE_ADDR") or None
+    return net.client_ip(request.META)
 
 
 def actor_for(request: HttpRequest) -> Actor:
