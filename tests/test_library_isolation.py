@@ -173,7 +173,7 @@ def test_staff_of_another_library_can_neither_read_nor_change_anything(world: di
                 "first_name": "Sweep", "last_name": "Sweep", "number": "55555555", "confirm": "yes",
                 "name": "sweep", "library": str(world["a"].pk), "username": "staff-b",
             }  # fmt: skip
-            extra = dict(api_auth) if is_api else {}
+            extra: dict[str, Any] = dict(api_auth) if is_api else {}
             extra["HTTP_IDEMPOTENCY_KEY"] = f"sweep-{swept}"
             if method == "get":
                 response = client.get(url, **extra)
