@@ -334,12 +334,16 @@ def update_patron(
                     _check_person_id(patron.library, cleaned["person_id"], patron.pk)
             except (FieldError, ValidationFailed) as exc:
                 errors.update(exc.errors)
-    for check, value in ((lambda v: clean_phones(patron.library, v), phones), (clean_addresses, addresses)):
-        if value is not None:
-            try:
-                check(value)
-            except ValidationFailed as exc:
-                errors.update(exc.errors)
+    try:
+        if phones is not None:
+            clean_phones(patron.library, phones)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    try:
+        if addresses is not None:
+            clean_addresses(addresses)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
     if errors:
         raise ValidationFailed(errors)
     for section, values in touched.items():
