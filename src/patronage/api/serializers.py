@@ -44,6 +44,20 @@ class PatronTypeSerializer(serializers.ModelSerializer[PatronType]):
         fields = ["id", "code", "name", "fine_limit", "expiry_months", "may_self_update", "may_use_ill", "loan_limit"]
 
 
+class PatronTypeWriteSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(required=False)
+    name = serializers.CharField(required=False)
+    fine_limit = serializers.CharField(required=False, help_text="A balance strictly above this blocks borrowing.")
+    expiry_months = serializers.IntegerField(required=False, min_value=1)
+    may_self_update = serializers.BooleanField(required=False)
+    may_use_ill = serializers.BooleanField(required=False)
+    loan_limit = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+
+
+class PatronTypeCreateSerializer(PatronTypeWriteSerializer):
+    library = serializers.CharField(help_text="Id or code of a library you configure.")
+
+
 class LibrarySerializer(serializers.ModelSerializer[Library]):
     permissions = serializers.SerializerMethodField()
     branches = BranchSerializer(many=True, read_only=True)

@@ -28,8 +28,9 @@ from patronage.libraries.models import Library
 from patronage.libraries.permissions import Permission
 from patronage.patrons import queries as patron_queries
 from patronage.patrons import services as patron_services
+from patronage.patrons import type_services
 from patronage.patrons.access import patron_for_staff, patrons_for_staff
-from patronage.patrons.models import Barcode, Patron
+from patronage.patrons.models import Barcode, Patron, PatronType
 from patronage.privacy import export
 from patronage.privacy import services as privacy_services
 from patronage.standing import services as standing_services
@@ -110,6 +111,49 @@ class LibraryListView(APIView):
         held = permissions_by_library(request.user)
         libraries = Library.objects.filter(pk__in=list(held)).prefetch_related("branches", "patron_types")
         return Response(s.LibrarySerializer(libraries.order_by("name"), many=True, context={"permissions": held}).data)
+
+
+class PatronTypeListView(APIView):
+    @extend_schema(
+        operation_id="patron_types_list", summary="Patron types of your libraries",
+        parameters=[OpenApiParameter("library", str, description="Id or code of one of your libraries.")],
+        responses={200: s.PatronTypeSerializer(many=True), **COMMON_ERRORS},
+    )  # fmt: skip
+    def get(self, request: Request) -> Response:
+        held = list(permissions_by_library(request.user))
+        if request.query_params.get("library"):
+            held = [_library_id(request, request.query_params["library"], Permission.VIEW_PATRONS)]
+        types = PatronType.objects.filter(library_id__in=held).order_by("library_id", "name")
+        return Response(s.PatronTypeSerializer(types, many=True).data)
+
+    @extend_schema(
+        operation_id="patron_types_create", summary="Add a patron type",
+        request=s.PatronTypeCreateSerializer, responses={201: s.PatronTypeSerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def post(self, request: Request) -> Response:
+        data = _body(request, s.PatronTypeCreateSerializer)
+        if "library" not in data:
+            raise FieldError("library", "Name the library (id or code) the patron type belongs to.")
+        library = Library.objects.get(pk=_library_id(request, data.pop("library"), Permission.CONFIGURE_LIBRARY))
+        saved = type_services.save_patron_type(actor=actor_of(request), library=library, patron_type=None, data=data)
+        return Response(s.PatronTypeSerializer(saved).data, status=status.HTTP_201_CREATED)
+
+
+class PatronTypeDetailView(APIView):
+    @extend_schema(
+        operation_id="patron_types_update", summary="Change a patron type (applies at once to its patrons)",
+        request=s.PatronTypeWriteSerializer, responses={200: s.PatronTypeSerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def patch(self, request: Request, type_id: int) -> Response:
+        allowed = libraries_with(request.user, Permission.CONFIGURE_LIBRARY)
+        found = PatronType.objects.filter(pk=type_id, library_id__in=allowed).select_related("library").first()
+        if found is None:
+            raise NotFound("No such patron type at a library you configure.")
+        data = _body(request, s.PatronTypeWriteSerializer)
+        saved = type_services.save_patron_type(
+            actor=actor_of(request), library=found.library, patron_type=found, data=data
+        )
+        return Response(s.PatronTypeSerializer(saved).data)
 
 
 class PatronListView(APIView):

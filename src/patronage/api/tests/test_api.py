@@ -354,3 +354,25 @@ def test_the_schema_and_docs_pages_are_served(library: Any) -> None:
     page = client.get("/api/docs/")
     assert page.status_code == 200
     assert b"swagger" in page.content.lower()
+
+
+def test_patron_types_are_listed_and_configured_with_the_configure_permission(library: Any) -> None:
+    admin = api_for(library, [Permission.VIEW_PATRONS, Permission.CONFIGURE_LIBRARY], username="admin")
+    status, created, _ = admin.call(
+        "post", "/api/v1/patron-types/", {"library": "river", "code": "child", "name": "Child", "fine_limit": "2.00"}
+    )
+    assert status == 201, created
+    assert created["fine_limit"] == "2.00"
+    status, body, _ = admin.call("patch", f"/api/v1/patron-types/{created['id']}/", {"fine_limit": "-1"})
+    assert status == 400
+    assert "fine_limit" in body["errors"]
+    status, body, _ = admin.call("patch", f"/api/v1/patron-types/{created['id']}/", {"may_use_ill": True})
+    assert status == 200
+    assert body["may_use_ill"] is True
+    codes = [t["code"] for t in admin.call("get", "/api/v1/patron-types/")[1]]
+    assert codes == ["adult", "child"]
+    clerk = api_for(library, [Permission.VIEW_PATRONS], username="clerk2")
+    status, _, _ = clerk.call("patch", f"/api/v1/patron-types/{created['id']}/", {"name": "Kids"})
+    assert status == 404
+    status, _, _ = clerk.call("post", "/api/v1/patron-types/", {"library": "river", "code": "x", "name": "X"})
+    assert status == 404
