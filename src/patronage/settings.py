@@ -103,6 +103,8 @@ INSTALLED_APPS = [
     "patronage.patrons",
     "patronage.fines",
     "patronage.blocks",
+    "patronage.resources",
+    "patronage.reservations",
     "patronage.standing",
     "patronage.privacy",
     "patronage.staff",

@@ -16,6 +16,9 @@ class Permission(StrEnum):
     WAIVE_FEES = "waive_fees"
     CONFIGURE_LIBRARY = "configure_library"
     VIEW_AUDIT_LOG = "view_audit_log"
+    MANAGE_RESOURCES = "manage_resources"
+    OVERRIDE_RESERVATION_RULES = "override_reservation_rules"
+    CHECK_OUT = "check_out_resources"
 
     @property
     def label(self) -> str:
@@ -33,11 +36,16 @@ _LABELS = {
     Permission.WAIVE_FEES: "Debts - Waive fees",
     Permission.CONFIGURE_LIBRARY: "Administration - Configure the library",
     Permission.VIEW_AUDIT_LOG: "Administration - View the audit log",
+    Permission.MANAGE_RESOURCES: "Resources - Manage resource types, resources and authorizations",
+    Permission.OVERRIDE_RESERVATION_RULES: "Reservations - Override reservation rules",
+    Permission.CHECK_OUT: "Reservations - Check resources out and in",
 }
 
 # The roles a new library starts with; administrators may edit them or add others.
 DEFAULT_ROLES: dict[str, frozenset[Permission]] = {
-    "Desk staff": frozenset({Permission.VIEW_PATRONS, Permission.TAKE_PAYMENTS, Permission.ADD_FEES}),
+    "Desk staff": frozenset(
+        {Permission.VIEW_PATRONS, Permission.TAKE_PAYMENTS, Permission.ADD_FEES, Permission.CHECK_OUT}
+    ),
     "Patron administrator": frozenset(
         {
             Permission.VIEW_PATRONS,

@@ -22,6 +22,8 @@ from patronage.core import audit, clock
 from patronage.core.models import AuditEvent
 from patronage.fines.models import Fee, Payment, PaymentAllocation, Waiver
 from patronage.patrons.models import Address, Barcode, Patron, Phone
+from patronage.reservations.models import Occupancy, Reservation, ReservationEvent, ReservationLine, ReservationSeries
+from patronage.resources.models import Authorization
 
 FORMAT = "patronage.patron-export"
 VERSION = 1
@@ -49,6 +51,34 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section("waivers", Waiver, lambda p: Waiver.objects.filter(patron=p), "Waivers"),
     Section("blocks", Block, lambda p: Block.objects.filter(patron=p), "Blocks"),
+    Section(
+        "authorizations", Authorization, lambda p: Authorization.objects.filter(patron=p), "Resource authorizations"
+    ),
+    Section(
+        "reservation_series",
+        ReservationSeries,
+        lambda p: ReservationSeries.objects.filter(patron=p),
+        "Repeating reservations",
+    ),
+    Section("reservations", Reservation, lambda p: Reservation.objects.filter(patron=p), "Reservations"),
+    Section(
+        "reservation_lines",
+        ReservationLine,
+        lambda p: ReservationLine.objects.filter(reservation__patron=p),
+        "What each reservation asked for",
+    ),
+    Section(
+        "reservation_events",
+        ReservationEvent,
+        lambda p: ReservationEvent.objects.filter(reservation__patron=p),
+        "Reservation history",
+    ),
+    Section(
+        "reservation_occupancies",
+        Occupancy,
+        lambda p: Occupancy.objects.filter(reservation__patron=p),
+        "Times each reservation held resources",
+    ),
     Section("access_log", AuditEvent, lambda p: AuditEvent.objects.filter(patron_id=p.pk), "Access and change log"),
 )
 

@@ -1,0 +1,801 @@
+"""The only code that changes reservations: create, edit, approve, reject, cancel, and center policies.
+
+Each function is keyword-only, runs in one transaction and records one audit event. Rule refusals list
+every reason at once (``Refused`` with stable codes); staff with the override permission may override
+the policy and standing reasons, never availability, with a comment that is kept.
+
+No double booking: every write that adds or re-validates occupancy rows first locks the patron's row
+and then the rows of every resource type involved, in id order (so two writers never wait on each other
+in a circle), and checks availability under those locks. On SQLite the transaction already holds the
+database's write lock from BEGIN (IMMEDIATE mode). On PostgreSQL an exclusion constraint also refuses
+overlapping rows for one resource, whatever path wrote them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import IntegrityError, transaction
+
+from patronage.core import audit, clock
+from patronage.core.errors import Conflict, FieldError, PermissionDenied, Refused, ValidationFailed
+from patronage.libraries.access import has_permission
+from patronage.libraries.models import Branch, Library
+from patronage.libraries.permissions import Permission
+from patronage.patrons.models import Patron
+from patronage.resources import queries as catalog
+from patronage.resources.models import Resource, ResourceType
+from patronage.resources.rules import in_service_until, is_authorized, requires_authorization, visible_in_portal
+from patronage.standing import services as standing
+from patronage.standing.rules import Action
+
+from . import queries, rules
+from .models import CenterPolicy, Occupancy, Reservation, ReservationEvent, ReservationLine
+from .rules import Code, Interval, Reason, State, Step
+
+MAX_QUANTITY = 50
+TITLE_MAX = 200
+NOTE_MAX = 2000
+LOCATION_MAX = 200
+COMMENT_MAX = 2000
+
+_DONE = {
+    Step.APPROVE: "approved",
+    Step.REJECT: "rejected",
+    Step.CANCEL: "cancelled",
+    Step.CHECK_OUT: "checked out",
+    Step.MARK_NO_SHOW: "marked as a no-show",
+    Step.CHECK_IN: "checked in",
+}
+
+
+# --- input ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    """One line as asked: a specific resource, or ``quantity`` units of a type."""
+
+    resource: Resource | None = None
+    resource_type: ResourceType | None = None
+    quantity: int = 1
+
+
+def _text(value: object, field: str, max_length: int, *, required: bool = False) -> str:
+    text = str(value or "").strip()
+    if required and not text:
+        raise FieldError(field, "This field is required; say why.")
+    if len(text) > max_length:
+        raise FieldError(field, f"Use at most {max_length} characters (this has {len(text)}).")
+    return text
+
+
+def _instant(value: object, field: str, time_zone: str) -> dt.datetime:
+    """An instant from an aware datetime, an ISO text, or a wall-clock time at the center (naive)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise FieldError(field, "Give a date and time such as 2027-03-01 09:00.") from None
+    if not isinstance(value, dt.datetime):
+        raise FieldError(field, "Give a date and time such as 2027-03-01 09:00.")
+    if value.tzinfo is None:
+        zone = ZoneInfo(time_zone)
+        local = value.replace(tzinfo=zone)
+        # A wall-clock time skipped by a daylight-saving change does not survive the round trip.
+        if local.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != value:
+            raise FieldError(
+                field, f"{value:%Y-%m-%d %H:%M} does not exist in {time_zone} (the clocks jump); choose another time."
+            )
+        value = local
+    return value.astimezone(dt.UTC)
+
+
+def _pk(value: object) -> int | None:
+    if hasattr(value, "pk"):
+        value = value.pk
+    text = str(value).strip() if value is not None else ""
+    return int(text) if text.isdigit() else None
+
+
+def clean_lines(library: Library, lines: Iterable[Mapping[str, Any] | LineRequest]) -> list[LineRequest]:
+    """Lines from the request: each names a resource, or a type with a quantity, of ``library``."""
+    raw = [line if isinstance(line, Mapping) else vars(line) for line in lines]
+    if not raw:
+        raise FieldError("lines", "Add at least one resource or resource type.")
+    errors: dict[str, list[str]] = {}
+    resource_ids = [_pk(line.get("resource")) for line in raw]
+    type_ids = [_pk(line.get("resource_type")) for line in raw]
+    resources = Resource.objects.select_related("resource_type").in_bulk([i for i in resource_ids if i])
+    types = ResourceType.objects.in_bulk([i for i in type_ids if i])
+    cleaned: list[LineRequest] = []
+    for index, line in enumerate(raw):
+        prefix = f"lines.{index}."
+        has_resource = line.get("resource") not in (None, "")
+        has_type = line.get("resource_type") not in (None, "")
+        if has_resource == has_type:
+            errors[prefix + "resource"] = ['Name either a resource or a resource type ("one of this type"), not both.']
+            continue
+        if has_resource:
+            resource = resources.get(resource_ids[index] or -1)
+            if resource is None or resource.library_id != library.pk:
+                errors[prefix + "resource"] = [f"Unknown resource at {library.name}; choose one from the list."]
+                continue
+            if str(line.get("quantity") or 1).strip() != "1":
+                errors[prefix + "quantity"] = ["A specific resource is booked once; leave the quantity at 1."]
+                continue
+            cleaned.append(LineRequest(resource=resource))
+            continue
+        kind = types.get(type_ids[index] or -1)
+        if kind is None or kind.library_id != library.pk:
+            errors[prefix + "resource_type"] = [f"Unknown resource type at {library.name}; choose one from the list."]
+            continue
+        quantity = str(line.get("quantity") if line.get("quantity") is not None else 1).strip()
+        if not quantity.isdigit() or not 1 <= int(quantity) <= MAX_QUANTITY:
+            errors[prefix + "quantity"] = [f"Enter how many, a whole number from 1 to {MAX_QUANTITY}."]
+            continue
+        cleaned.append(LineRequest(resource_type=kind, quantity=int(quantity)))
+    if errors:
+        raise ValidationFailed(errors)
+    return cleaned
+
+
+# --- planning: what a reservation would occupy -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Hold:
+    """One occupancy row to write: a resource (maybe a kit's part) or units of a type."""
+
+    line: int
+    resource: Resource | None
+    resource_type: ResourceType
+    quantity: int
+    blocked_from: dt.datetime
+    blocked_until: dt.datetime
+    label: str
+
+
+def _plan(lines: Sequence[LineRequest], starts_at: dt.datetime, ends_at: dt.datetime) -> list[_Hold]:
+    """The occupancy rows for the lines. A kit books its parts; each part keeps the wider of its own and
+    the kit's buffers. Raises when one resource would be booked twice by the same reservation."""
+    kits = [line.resource for line in lines if line.resource is not None]
+    parts = catalog.with_parts(kits)
+    holds: list[_Hold] = []
+    seen: dict[int, str] = {}
+    for index, line in enumerate(lines):
+        if line.resource is None:
+            kind = line.resource_type
+            assert kind is not None  # noqa: S101 - clean_lines gives one or the other
+            span = rules.blocked_span(starts_at, ends_at, kind.buffer_before_minutes, kind.buffer_after_minutes)
+            holds.append(_Hold(index, None, kind, line.quantity, *span, f"{line.quantity} x {kind.name}"))
+            continue
+        kit = line.resource
+        for item in [kit, *parts[kit.pk]]:
+            label = str(item) if item is kit else f"{item}, part of {kit}"
+            if item.pk in seen:
+                raise FieldError(
+                    f"lines.{index}.resource",
+                    f"{label} is already in this reservation ({seen[item.pk]}); list it once.",
+                )
+            seen[item.pk] = label
+            kind = item.resource_type
+            before = max(kind.buffer_before_minutes, kit.resource_type.buffer_before_minutes)
+            after = max(kind.buffer_after_minutes, kit.resource_type.buffer_after_minutes)
+            holds.append(_Hold(index, item, kind, 1, *rules.blocked_span(starts_at, ends_at, before, after), label))
+    return holds
+
+
+# --- locks ----------------------------------------------------------------------------------------------
+
+
+def _lock_patron(patron: Patron | int) -> Patron:
+    pk = patron if isinstance(patron, int) else patron.pk
+    return Patron.objects.select_for_update(of=("self",)).select_related("library").get(pk=pk)
+
+
+def _lock_types(type_ids: Iterable[int]) -> None:
+    # Every booking of a type, specific or "one of this type", takes this lock first, so the count of a
+    # type's units and its bookings cannot change between the check and the write. Sorted by id, so two
+    # reservations touching the same types lock them in the same order and never deadlock.
+    list(ResourceType.objects.select_for_update().filter(pk__in=sorted(set(type_ids))).order_by("pk").values("pk"))
+
+
+def _lock_reservation(reservation: Reservation | int) -> Reservation:
+    pk = reservation if isinstance(reservation, int) else reservation.pk
+    return Reservation.objects.select_for_update(of=("self",)).select_related("center", "library", "patron").get(pk=pk)
+
+
+# --- checks -----------------------------------------------------------------------------------------------
+
+
+def _item_reasons(
+    holds: Sequence[_Hold], center: Branch, patron: Patron, starts_at: dt.datetime, *, portal: bool
+) -> list[Reason]:
+    library = center.library
+    nodes = catalog.type_nodes(library.pk)
+    on = starts_at.astimezone(ZoneInfo(library.time_zone)).date()
+    authorized = catalog.authorized_type_ids(patron.pk, on)
+    lent_here = set(
+        ResourceType.centers.through.objects.filter(
+            branch_id=center.pk, resourcetype_id__in={h.resource_type.pk for h in holds}
+        ).values_list("resourcetype_id", flat=True)
+    )
+    items = []
+    for hold in holds:
+        type_id = hold.resource_type.pk
+        resource = hold.resource
+        details = {"line": str(hold.line)}
+        if resource is not None:
+            details["resource_id"] = str(resource.pk)
+        else:
+            details["resource_type_id"] = str(type_id)
+        items.append(
+            rules.Item(
+                label=hold.label,
+                type_name=hold.resource_type.name,
+                is_resource=resource is not None,
+                at_center=resource.center_id == center.pk if resource is not None else type_id in lent_here,
+                in_service=resource is None or in_service_until(resource.out_of_service_from, hold.blocked_until),
+                visible=visible_in_portal(type_id, nodes),
+                requires_authorization=requires_authorization(type_id, nodes),
+                authorized=is_authorized(type_id, nodes, authorized),
+                details=details,
+            )
+        )
+    return rules.item_reasons(items, portal=portal)
+
+
+def _availability_reasons(
+    holds: Sequence[_Hold], center: Branch, starts_at: dt.datetime, ends_at: dt.datetime, exclude: int | None
+) -> list[Reason]:
+    """Other bookings in the way: of each resource (buffers included), and of each type's units.
+
+    Two statements: the busy intervals of every type involved at the center, and the units of those types.
+    Must run under the type locks.
+    """
+    if not holds:
+        return []
+    time_zone = center.library.time_zone
+    type_ids = sorted({h.resource_type.pk for h in holds})
+    window = (min(h.blocked_from for h in holds), max(h.blocked_until for h in holds))
+    busy = queries.bookings(start=window[0], end=window[1], center_id=center.pk, type_ids=type_ids, exclude=exclude)
+    found: list[Reason] = []
+    clashing_types: set[int] = set()
+    specific = [h for h in holds if h.resource is not None]
+    elsewhere = [h.resource.pk for h in specific if h.resource is not None and h.resource.center_id != center.pk]
+    if elsewhere:  # refused anyway as lent from another center; still say when it is busy
+        busy += queries.bookings(start=window[0], end=window[1], resource_ids=elsewhere, exclude=exclude)
+    for hold in specific:
+        assert hold.resource is not None  # noqa: S101 - narrowed by the list above
+        clash = next(
+            (
+                b
+                for b in busy
+                if b.resource_id == hold.resource.pk
+                and b.blocked_from < hold.blocked_until
+                and b.blocked_until > hold.blocked_from
+            ),
+            None,
+        )
+        if clash is not None:
+            found.append(queries.conflict_reason(hold.label, hold.resource.pk, clash, starts_at, ends_at, time_zone))
+            clashing_types.add(hold.resource_type.pk)
+    units = catalog.center_units(center.pk, type_ids)
+    for type_id in type_ids:
+        if type_id in clashing_types:
+            continue
+        new_holds = [
+            h
+            for h in holds
+            if h.resource_type.pk == type_id and (h.resource is None or h.resource.center_id == center.pk)
+        ]
+        if not new_holds:
+            continue
+        until = max(h.blocked_until for h in new_holds)
+        in_service = {pk for pk, kind, out in units if kind == type_id and in_service_until(out, until)}
+        new = [
+            Interval(h.blocked_from, h.blocked_until, h.quantity)
+            for h in new_holds
+            if h.resource is None or h.resource.pk in in_service
+        ]
+        existing = [
+            Interval(b.blocked_from, b.blocked_until, b.quantity)
+            for b in busy
+            if b.resource_type_id == type_id and (b.resource_id is None or b.resource_id in in_service)
+        ]
+        if new and rules.peak_during(existing, new) > len(in_service):
+            kind = new_holds[0].resource_type
+            wanted = sum(iv.quantity for iv in new)
+            free = max(len(in_service) - rules.peak_during(existing, [Interval(iv.start, iv.end, 0) for iv in new]), 0)
+            found.append(
+                Reason(
+                    Code.TYPE_UNITS_UNAVAILABLE,
+                    f"{free} of {len(in_service)} {kind.name} unit(s) are free for this time and {wanted} are "
+                    "asked for; choose another time or fewer.",
+                    {"resource_type_id": str(type_id), "free": str(free), "asked": str(wanted)},
+                )
+            )
+    return found
+
+
+def _standing_reasons(patron: Patron, center: Branch, now: dt.datetime, *, portal: bool) -> list[Reason]:
+    decision = standing.decide(patron, Action.RESERVE, at=center, now=now)
+    return [
+        Reason(
+            r.code.value,
+            r.patron_message if portal else r.staff_message,
+            {"remedy": r.remedy, **{k: str(v) for k, v in r.details.items()}},
+        )
+        for r in decision.reasons
+    ]
+
+
+def _may_override(actor: audit.Actor, library_id: int, override_comment: str | None) -> str:
+    """The cleaned override comment, or "" when none was given; refuses it without the permission."""
+    comment = _text(override_comment, "override_comment", COMMENT_MAX)
+    if comment and not has_permission(actor.user, library_id, Permission.OVERRIDE_RESERVATION_RULES):
+        raise PermissionDenied(
+            f"You need the permission {Permission.OVERRIDE_RESERVATION_RULES.label!r} to override reservation rules."
+        )
+    return comment
+
+
+def _settle(reasons: Sequence[Reason], override_comment: str, refusal: str) -> list[str]:
+    """Refuse with every reason, unless all of them may be and are overridden. Returns the overridden codes."""
+    if not reasons:
+        return []
+    if override_comment and all(r.overridable for r in reasons):
+        return sorted({str(r.code) for r in reasons})
+    blocking = [r for r in reasons if not (override_comment and r.overridable)]
+    listed = blocking if override_comment else list(reasons)
+    raise Refused(
+        f"{refusal}: {len(listed)} reason(s).",
+        [{**r.as_dict(), "overridable": "true" if r.overridable else "false"} for r in listed],
+    )
+
+
+# --- writing --------------------------------------------------------------------------------------------
+
+
+def _write_holds(reservation: Reservation, lines: Sequence[LineRequest], holds: Sequence[_Hold]) -> None:
+    rows = [
+        ReservationLine(
+            reservation=reservation, resource=line.resource, resource_type=line.resource_type, quantity=line.quantity
+        )
+        for line in lines
+    ]
+    for row in rows:
+        row.save()
+    occupancies = [
+        Occupancy(
+            reservation=reservation,
+            line=rows[hold.line],
+            resource=hold.resource,
+            resource_type=hold.resource_type,
+            center_id=reservation.center_id,
+            quantity=hold.quantity,
+            blocked_from=hold.blocked_from,
+            blocked_until=hold.blocked_until,
+            active=True,
+        )
+        for hold in holds
+    ]
+    try:
+        with transaction.atomic():
+            Occupancy.objects.bulk_create(occupancies)
+    except IntegrityError:
+        # PostgreSQL's exclusion constraint: another transaction booked one of these resources for an
+        # overlapping span. The type locks make this unreachable through these services; it guards every
+        # other path that writes occupancy rows.
+        raise Refused(
+            "The reservation cannot be made: 1 reason(s).",
+            [
+                {
+                    "code": Code.RESOURCE_BOOKED.value,
+                    "message": "One of the resources was booked for this time a moment ago; choose another time or resource.",
+                    "overridable": "false",
+                }
+            ],
+        ) from None
+
+
+def _record(reservation: Reservation, actor: audit.Actor, source: str, comment: str = "") -> ReservationEvent:
+    return ReservationEvent.objects.create(
+        reservation=reservation, from_state=source, to_state=reservation.state, at=clock.now(),
+        by=actor.account, by_label=actor.label[:150], channel=actor.channel, comment=comment,
+    )  # fmt: skip
+
+
+def _center(patron: Patron, center: Branch | int | str) -> Branch:
+    pk = _pk(center)
+    found = Branch.objects.select_related("library").filter(pk=pk, library_id=patron.library_id).first() if pk else None
+    if found is None:
+        raise FieldError("center", f"Unknown checkout center at {patron.library.name}; choose one from the list.")
+    if not found.is_checkout_center:
+        raise FieldError("center", f"{found.name} does not lend resources; choose a checkout center.")
+    return found
+
+
+# --- services ---------------------------------------------------------------------------------------------
+
+
+def create_reservation(
+    *,
+    actor: audit.Actor,
+    patron: Patron,
+    center: Branch | int | str,
+    starts_at: dt.datetime | str,
+    ends_at: dt.datetime | str,
+    lines: Iterable[Mapping[str, Any] | LineRequest],
+    title: str = "",
+    note: str = "",
+    pickup_option: str = Reservation.PickupOption.DESK,
+    delivery_location: str = "",
+    channel: str = Reservation.Channel.STAFF,
+    override_comment: str | None = None,
+) -> Reservation:
+    """Reserve resources for a patron at a checkout center, or refuse with every reason at once.
+
+    A portal reservation at a center that needs approval starts as ``pending_approval`` (and holds its
+    resources meanwhile); every other starts as ``reserved``.
+    """
+    place = _center(patron, center)
+    values = _clean_details(
+        place, starts_at=starts_at, ends_at=ends_at, title=title, note=note,
+        pickup_option=pickup_option, delivery_location=delivery_location,
+    )  # fmt: skip
+    if channel not in Reservation.Channel.values:
+        raise FieldError(
+            "channel", f"Unknown channel {str(channel)[:20]!r}; use {', '.join(Reservation.Channel.values)}."
+        )
+    wanted = clean_lines(place.library, lines)
+    comment = _may_override(actor, place.library_id, override_comment)
+    with transaction.atomic():
+        patron = _lock_patron(patron)
+        holds = _plan(wanted, values["starts_at"], values["ends_at"])
+        _lock_types(h.resource_type.pk for h in holds)
+        now = clock.now()
+        policy = queries.policy_for(place)
+        portal = channel == Reservation.Channel.PORTAL
+        reasons = _all_reasons(
+            policy, place, patron, values, holds, now, portal=portal, exclude=None,
+            open_count=queries.open_reservation_count(patron.pk, place.pk),
+        )  # fmt: skip
+        overridden = _settle(reasons, comment, "The reservation cannot be made")
+        state = State.PENDING_APPROVAL if portal and policy.approval_required else State.RESERVED
+        reservation = Reservation.objects.create(
+            library_id=place.library_id, center=place, patron=patron, state=state, operator=actor.account,
+            operator_label=actor.label[:150], channel=channel, override_comment=comment if overridden else "",
+            overridden=overridden, created_at=now, updated_at=now, **values,
+        )  # fmt: skip
+        _write_holds(reservation, wanted, holds)
+        _record(reservation, actor, "", comment if overridden else "")
+        audit.record(
+            actor, "reservation.created", library_id=place.library_id, patron_id=patron.pk,
+            patron_label=patron.display_name, reservation_id=reservation.pk, center_id=place.pk, state=state.value,
+            starts_at=reservation.starts_at.isoformat(), ends_at=reservation.ends_at.isoformat(),
+            overridden=overridden,
+        )  # fmt: skip
+    return reservation
+
+
+def _clean_details(place: Branch, **given: Any) -> dict[str, Any]:
+    """The reservation's own fields from the request; every bad field reported at once."""
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    zone = place.library.time_zone
+    checks: dict[str, Callable[[Any], Any]] = {
+        "starts_at": lambda v: _instant(v, "starts_at", zone),
+        "ends_at": lambda v: _instant(v, "ends_at", zone),
+        "title": lambda v: _text(v, "title", TITLE_MAX),
+        "note_to_staff": lambda v: _text(v, "note", NOTE_MAX),
+        "pickup_option": _pickup_option,
+        "delivery_location": lambda v: _text(v, "delivery_location", LOCATION_MAX),
+    }
+    renamed = {"note": "note_to_staff"}
+    for key, value in given.items():
+        field = renamed.get(key, key)
+        try:
+            values[field] = checks[field](value)
+        except FieldError as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise ValidationFailed(errors)
+    return values
+
+
+def _pickup_option(value: object) -> str:
+    text = str(value or "").strip()
+    if text not in Reservation.PickupOption.values:
+        raise FieldError(
+            "pickup_option", f"Choose how to receive the resources: {', '.join(Reservation.PickupOption.values)}."
+        )
+    return text
+
+
+def _all_reasons(
+    policy: rules.Policy,
+    place: Branch,
+    patron: Patron,
+    values: Mapping[str, Any],
+    holds: Sequence[_Hold],
+    now: dt.datetime,
+    *,
+    portal: bool,
+    exclude: int | None,
+    open_count: int,
+) -> list[Reason]:
+    request = rules.Request(
+        starts_at=values["starts_at"],
+        ends_at=values["ends_at"],
+        now=now,
+        time_zone=place.library.time_zone,
+        title=values["title"],
+        pickup_option=values["pickup_option"],
+        delivery_location=values["delivery_location"],
+        open_reservations=open_count,
+        signature_on_file=patron.signature_on_file,
+    )
+    reasons = rules.request_reasons(policy, request)
+    items = _item_reasons(holds, place, patron, values["starts_at"], portal=portal)
+    reasons += items
+    reasons += _standing_reasons(patron, place, now, portal=portal)
+    if values["ends_at"] > values["starts_at"]:
+        # A type the center does not lend has no units there; saying so once is enough.
+        elsewhere = _lent_elsewhere(items)
+        wanted = [h for h in holds if h.resource is not None or h.resource_type.pk not in elsewhere]
+        reasons += _availability_reasons(wanted, place, values["starts_at"], values["ends_at"], exclude)
+    return reasons
+
+
+def _lent_elsewhere(reasons: Sequence[Reason]) -> set[int]:
+    return {int(r.details["resource_type_id"]) for r in reasons if r.code == Code.TYPE_NOT_LENT_HERE}
+
+
+def edit_reservation(
+    *,
+    actor: audit.Actor,
+    reservation: Reservation,
+    starts_at: dt.datetime | str | None = None,
+    ends_at: dt.datetime | str | None = None,
+    lines: Iterable[Mapping[str, Any] | LineRequest] | None = None,
+    title: str | None = None,
+    note: str | None = None,
+    pickup_option: str | None = None,
+    delivery_location: str | None = None,
+    override_comment: str | None = None,
+) -> Reservation:
+    """Change a reservation still waiting for approval; an argument left None keeps its value.
+
+    Refused inside the lead time, by the current start or the new one, and checked again in full, as if
+    it were made anew (its own bookings aside).
+    """
+    with transaction.atomic():
+        reservation = _lock_reservation(reservation)
+        if reservation.state not in rules.EDITABLE_STATES:
+            raise Conflict(
+                f"A {State(reservation.state).label.lower()} reservation cannot be changed, only cancelled; "
+                "cancel it and make a new one.",
+                code="not_editable",
+            )
+        place = reservation.center
+        given = {
+            "starts_at": starts_at if starts_at is not None else reservation.starts_at,
+            "ends_at": ends_at if ends_at is not None else reservation.ends_at,
+            "title": title if title is not None else reservation.title,
+            "note": note if note is not None else reservation.note_to_staff,
+            "pickup_option": pickup_option if pickup_option is not None else reservation.pickup_option,
+            "delivery_location": delivery_location if delivery_location is not None else reservation.delivery_location,
+        }
+        values = _clean_details(place, **given)
+        if lines is None:
+            wanted = [
+                LineRequest(line.resource, line.resource_type, line.quantity)
+                for line in reservation.lines.select_related("resource__resource_type", "resource_type")
+            ]
+        else:
+            wanted = clean_lines(place.library, lines)
+        comment = _may_override(actor, place.library_id, override_comment)
+        patron = _lock_patron(reservation.patron_id)
+        holds = _plan(wanted, values["starts_at"], values["ends_at"])
+        old_types = reservation.occupancies.values_list("resource_type_id", flat=True)
+        _lock_types([*old_types, *(h.resource_type.pk for h in holds)])
+        now = clock.now()
+        policy = queries.policy_for(place)
+        reasons: list[Reason] = []
+        current = rules.lead_time_reason(policy, reservation.starts_at, now, which="current start")
+        if current is not None:
+            reasons.append(current)
+        reasons += _all_reasons(
+            policy, place, patron, values, holds, now, portal=actor.channel == Reservation.Channel.PORTAL,
+            exclude=reservation.pk, open_count=queries.open_reservation_count(patron.pk, place.pk, exclude=reservation.pk),
+        )  # fmt: skip
+        overridden = _settle(reasons, comment, "The reservation cannot be changed")
+        changed = sorted(k for k, v in values.items() if getattr(reservation, k) != v)
+        if lines is not None:
+            changed.append("lines")
+        for key, value in values.items():
+            setattr(reservation, key, value)
+        reservation.updated_at = now
+        if overridden:
+            reservation.override_comment = comment
+            reservation.overridden = sorted(set(reservation.overridden) | set(overridden))
+        reservation.save()
+        reservation.occupancies.all().delete()
+        reservation.lines.all().delete()
+        _write_holds(reservation, wanted, holds)
+        _record(reservation, actor, reservation.state, f"Changed: {', '.join(changed) or 'nothing'}.")
+        audit.record(
+            actor, "reservation.edited", library_id=reservation.library_id, patron_id=patron.pk,
+            patron_label=patron.display_name, reservation_id=reservation.pk, fields=changed, overridden=overridden,
+        )  # fmt: skip
+    return reservation
+
+
+def _target(reservation: Reservation, step: Step) -> State:
+    """Where ``step`` leads from the reservation's state, or ``Conflict`` when the table does not allow it."""
+    target = rules.next_state(reservation.state, step)
+    if target is None:
+        raise Conflict(
+            f"A {State(reservation.state).label.lower()} reservation cannot be {_DONE[step]}.",
+            code="transition_not_allowed",
+        )
+    return target
+
+
+def _move(actor: audit.Actor, reservation: Reservation, step: Step, comment: str) -> str:
+    """Apply one row of the transition table; returns the state it left. The caller holds the row lock."""
+    source = State(reservation.state)
+    target = _target(reservation, step)
+    reservation.state = target
+    reservation.updated_at = clock.now()
+    reservation.save(update_fields=["state", "updated_at"])
+    if not rules.is_open(target):
+        # Freed at once: the rows stay as history, but no longer block anyone.
+        reservation.occupancies.filter(active=True).update(active=False)
+    _record(reservation, actor, source.value, comment)
+    audit.record(
+        actor, f"reservation.{step.value}", library_id=reservation.library_id, patron_id=reservation.patron_id,
+        patron_label=reservation.patron.display_name, reservation_id=reservation.pk, from_state=source.value,
+        to_state=target.value,
+    )  # fmt: skip
+    return source.value
+
+
+def approve_reservation(
+    *, actor: audit.Actor, reservation: Reservation, comment: str = "", override_comment: str | None = None
+) -> Reservation:
+    """Approve a pending reservation, after checking again under the locks that its resources are still
+    free and in service, and that the patron may still reserve them (standing, authorizations)."""
+    note = _text(comment, "comment", COMMENT_MAX)
+    with transaction.atomic():
+        reservation = _lock_reservation(reservation)
+        _target(reservation, Step.APPROVE)
+        place = reservation.center
+        override = _may_override(actor, place.library_id, override_comment)
+        patron = _lock_patron(reservation.patron_id)
+        holds = _stored_holds(reservation)
+        _lock_types(h.resource_type.pk for h in holds)
+        now = clock.now()
+        reasons = _item_reasons(holds, place, patron, reservation.starts_at, portal=False)
+        elsewhere = _lent_elsewhere(reasons)
+        reasons += _standing_reasons(patron, place, now, portal=False)
+        wanted = [h for h in holds if h.resource is not None or h.resource_type.pk not in elsewhere]
+        reasons += _availability_reasons(wanted, place, reservation.starts_at, reservation.ends_at, reservation.pk)
+        overridden = _settle(reasons, override, "The reservation cannot be approved")
+        if overridden:
+            reservation.override_comment = override
+            reservation.overridden = sorted(set(reservation.overridden) | set(overridden))
+            reservation.save(update_fields=["override_comment", "overridden"])
+        _move(actor, reservation, Step.APPROVE, "; ".join(t for t in (note, override if overridden else "") if t))
+    return reservation
+
+
+def _stored_holds(reservation: Reservation) -> list[_Hold]:
+    """The reservation's occupancy rows as written (with the buffers of that time), to check them again."""
+    lines = {line_id: i for i, line_id in enumerate(reservation.lines.values_list("pk", flat=True))}
+    holds = []
+    for row in reservation.occupancies.select_related("resource__resource_type", "resource_type").order_by("pk"):
+        label = str(row.resource) if row.resource else f"{row.quantity} x {row.resource_type.name}"
+        holds.append(
+            _Hold(
+                lines[row.line_id],
+                row.resource,
+                row.resource_type,
+                row.quantity,
+                row.blocked_from,
+                row.blocked_until,
+                label,
+            )
+        )
+    return holds
+
+
+def reject_reservation(*, actor: audit.Actor, reservation: Reservation, comment: str) -> Reservation:
+    """Reject a pending reservation, saying why (the patron sees the comment); its resources are freed."""
+    note = _text(comment, "comment", COMMENT_MAX, required=True)
+    with transaction.atomic():
+        reservation = _lock_reservation(reservation)
+        _move(actor, reservation, Step.REJECT, note)
+    return reservation
+
+
+def cancel_reservation(*, actor: audit.Actor, reservation: Reservation, comment: str = "") -> Reservation:
+    """Cancel a pending or reserved reservation; its resources are free for others at once."""
+    note = _text(comment, "comment", COMMENT_MAX)
+    with transaction.atomic():
+        reservation = _lock_reservation(reservation)
+        _move(actor, reservation, Step.CANCEL, note)
+    return reservation
+
+
+# --- center policies ---------------------------------------------------------------------------------------
+
+_NUMBERS = {
+    "min_lead_minutes": (0, 365 * 24 * 60, False),
+    "max_duration_minutes": (1, 365 * 24 * 60, True),
+    "max_open_reservations": (1, 10_000, True),
+    "series_horizon_days": (1, 3 * 365, False),
+    "series_max_occurrences": (1, 1_000, False),
+    "no_show_minutes": (0, 7 * 24 * 60, False),
+}
+_FLAGS = ("approval_required", "title_required", "desk_pickup", "signature_required")
+_TRUE = frozenset({"1", "true", "on", "yes"})
+
+
+@transaction.atomic
+def save_center_policy(*, actor: audit.Actor, center: Branch, data: Mapping[str, Any]) -> CenterPolicy:
+    """Set a checkout center's reservation rules; a key left out keeps its value (or the default)."""
+    center = Branch.objects.select_related("library").get(pk=center.pk)
+    if not center.is_checkout_center:
+        raise FieldError("center", f"{center.name} is not a checkout center; mark the branch as one first.")
+    policy = CenterPolicy.objects.select_for_update().filter(center=center).first() or CenterPolicy(center=center)
+    errors: dict[str, list[str]] = {}
+    changed: list[str] = []
+    for name, (low, high, optional) in _NUMBERS.items():
+        if name not in data:
+            continue
+        text = str(data[name] if data[name] is not None else "").strip()
+        if not text and optional:
+            value: object = None
+        elif text.isdigit() and low <= int(text) <= high:
+            value = int(text)
+        else:
+            empty = " or leave it empty for no limit" if optional else ""
+            errors[name] = [f"Enter a whole number from {low} to {high:,}{empty}."]
+            continue
+        changed.append(name)
+        setattr(policy, name, value)
+    for name in _FLAGS:
+        if name in data:
+            flag = data[name]
+            setattr(policy, name, flag if isinstance(flag, bool) else str(flag or "").strip().lower() in _TRUE)
+            changed.append(name)
+    if "delivery_locations" in data:
+        raw = data["delivery_locations"] or []
+        names = [str(n).strip() for n in (raw.splitlines() if isinstance(raw, str) else raw) if str(n).strip()]
+        if any(len(n) > LOCATION_MAX for n in names) or len(set(names)) != len(names):
+            errors["delivery_locations"] = [f"Give each location once, in at most {LOCATION_MAX} characters."]
+        else:
+            policy.delivery_locations = names
+            changed.append("delivery_locations")
+    if "open_hours" in data:
+        try:
+            rules.parse_open_hours(data["open_hours"])
+        except ValueError as exc:
+            errors["open_hours"] = [str(exc)]
+        else:
+            policy.open_hours = data["open_hours"] or {}
+            changed.append("open_hours")
+    if errors:
+        raise ValidationFailed(errors)
+    policy.save()
+    audit.record(
+        actor, "center_policy.saved", library_id=center.library_id, center_id=center.pk, fields=sorted(changed)
+    )
+    return policy
