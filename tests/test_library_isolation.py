@@ -7,6 +7,7 @@ parameter is named in ``_CANDIDATES``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,12 +19,17 @@ from patronage.api.models import ApiToken
 from patronage.api.tokens import create_token
 from patronage.blocks import services as blocks
 from patronage.blocks.models import Block
+from patronage.core import clock
 from patronage.core.models import AuditEvent
 from patronage.fines import services as fines
 from patronage.fines.models import Fee, Payment, PaymentAllocation, Waiver
 from patronage.libraries.models import Branch, Library, Membership, Role
 from patronage.libraries.permissions import Permission
 from patronage.patrons.models import Address, Barcode, Patron, PatronType, Phone
+from patronage.reservations import services as reservations
+from patronage.reservations.models import CenterPolicy, Reservation, ReservationEvent
+from patronage.resources import services as catalog
+from patronage.resources.models import Authorization, Resource, ResourceType
 from tests.factories import SYSTEM, make_library, make_patron, make_staff
 
 pytestmark = pytest.mark.django_db
@@ -31,6 +37,7 @@ pytestmark = pytest.mark.django_db
 SECRET_NAME = "Quixotegeheim"
 SECRET_BARCODE = "99887766554433"
 SECRET_EMAIL = "quixote.geheim@example.org"
+SECRET_RESOURCE = "Geheimkamera"
 # Routes that end the session or are the door in; they hold no library data.
 _SKIPPED = {"staff:login", "staff:logout"}
 
@@ -54,6 +61,23 @@ def world() -> dict[str, Any]:
         library_a, barcode=SECRET_BARCODE, last_name=SECRET_NAME, primary_email=SECRET_EMAIL,
         phones={"mobile": "+1 202 555 0199"},
     )  # fmt: skip
+    # The lending core of library A: a center with rules, a type, a resource, an authorization, reservations.
+    center = Branch.objects.create(pk=5003, library=library_a, code="lab", name="A lab", is_checkout_center=True)
+    reservations.save_center_policy(actor=SYSTEM, center=center, data={"min_lead_minutes": "0"})
+    kind = catalog.save_resource_type(
+        actor=SYSTEM, library=library_a, data={"name": "A's cameras", "centers": [center.pk]}
+    )
+    camera = catalog.save_resource(
+        actor=SYSTEM, library=library_a,
+        data={"identifier": "A-CAM-1", "name": SECRET_RESOURCE, "resource_type": kind.pk, "center": center.pk},
+    )  # fmt: skip
+    catalog.grant_authorization(actor=SYSTEM, patron=patron, resource_type=kind)
+    soon = clock.now().replace(microsecond=0) + dt.timedelta(days=3)
+    for hours in (0, 4):
+        reservations.create_reservation(
+            actor=SYSTEM, patron=patron, center=center, starts_at=soon + dt.timedelta(hours=hours),
+            ends_at=soon + dt.timedelta(hours=hours + 2), lines=[{"resource": camera.pk}], title="A's class",
+        )  # fmt: skip
     fee = fines.add_fee(actor=SYSTEM, patron=patron, amount="9.00", description="A's fee")
     fines.take_payment(actor=SYSTEM, patron=patron, amount="1.00", method="cash", idempotency_key="a-1")
     fines.waive_fee(actor=SYSTEM, fee=fee, reason="A's waiver", amount="1.00")
@@ -79,6 +103,12 @@ def _snapshot(library: Library) -> dict[str, Any]:
         "roles": list(Role.objects.filter(library=library).order_by("pk").values()),
         "memberships": list(Membership.objects.filter(library=library).order_by("pk").values("pk", "user_id")),
         "tokens": list(ApiToken.objects.filter(user__memberships__library=library).order_by("pk").values()),
+        "resource_types": list(ResourceType.objects.filter(library=library).order_by("pk").values()),
+        "resources": list(Resource.objects.filter(library=library).order_by("pk").values()),
+        "authorizations": list(Authorization.objects.filter(patron__library=library).order_by("pk").values()),
+        "policies": list(CenterPolicy.objects.filter(center__library=library).order_by("pk").values()),
+        "reservations": list(Reservation.objects.filter(library=library).order_by("pk").values()),
+        "reservation_events": ReservationEvent.objects.filter(reservation__library=library).count(),
     }
 
 
@@ -98,6 +128,10 @@ def _candidates(world: dict[str, Any]) -> dict[str, list[Any]]:
         "block": ids(Block.objects.filter(library=library)),
         "barcode": [SECRET_BARCODE, *ids(Barcode.objects.filter(library=library))],
         "branch": ids(Branch.objects.filter(library=library)),
+        "center": ids(Branch.objects.filter(library=library, is_checkout_center=True)),
+        "resource_type": ids(ResourceType.objects.filter(library=library)),
+        "resource": ids(Resource.objects.filter(library=library)),
+        "reservation": ids(Reservation.objects.filter(library=library)),
         "type": ids(PatronType.objects.filter(library=library)),
         "role": ids(Role.objects.filter(library=library)),
         "membership": ids(Membership.objects.filter(library=library)),
@@ -114,7 +148,9 @@ def _candidates(world: dict[str, Any]) -> dict[str, list[Any]]:
     return kinds
 
 
-def _walk(patterns: list[Any], namespace: str = "", params: tuple[str, ...] = ()) -> Iterator[tuple[str, tuple[str, ...]]]:
+def _walk(
+    patterns: list[Any], namespace: str = "", params: tuple[str, ...] = ()
+) -> Iterator[tuple[str, tuple[str, ...]]]:
     for entry in patterns:
         names = tuple(entry.pattern.regex.groupindex)
         if isinstance(entry, URLResolver):
@@ -185,7 +221,18 @@ def test_staff_of_another_library_can_neither_read_nor_change_anything(world: di
                 continue
             swept += 1
             content = b"" if response.streaming else response.content
-            shown = any(s.encode() in content for s in (SECRET_NAME, SECRET_BARCODE, SECRET_EMAIL, "A's fee", "A's block"))
+            shown = any(
+                s.encode() in content
+                for s in (
+                    SECRET_NAME,
+                    SECRET_BARCODE,
+                    SECRET_EMAIL,
+                    SECRET_RESOURCE,
+                    "A's fee",
+                    "A's block",
+                    "A's class",
+                )
+            )
             if shown:
                 leaks.append(f"{method.upper()} {url} ({name}) showed library A's data")
             if has_a_id and 200 <= response.status_code < 300:
@@ -208,4 +255,3 @@ def test_staff_of_the_same_library_do_see_the_patron(world: dict[str, Any]) -> N
     response = client.get(reverse("staff:patron-detail", kwargs={"pk": world["patron"].pk}))
     assert response.status_code == 200
     assert SECRET_NAME.encode() in response.content
-

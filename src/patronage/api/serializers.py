@@ -16,6 +16,8 @@ from patronage.fines.models import Fee, Payment, PaymentAllocation, Waiver
 from patronage.libraries.models import Branch, Library
 from patronage.libraries.permissions import Permission
 from patronage.patrons.models import Address, Barcode, Patron, PatronType
+from patronage.reservations.models import CenterPolicy, Reservation, ReservationEvent, ReservationLine
+from patronage.resources.models import Authorization, Resource, ResourceType
 from patronage.standing.rules import Action, Condition
 
 # Labelled as drf-spectacular labels an Enum, so the schema names this choice set ConditionEnum once.
@@ -291,3 +293,200 @@ class ExportSerializer(serializers.Serializer[Any]):
     generated_at = serializers.DateTimeField()
     library = serializers.DictField()
     patron = serializers.DictField()
+
+
+# --- lending: catalog, center policies, availability, reservations ---------------------------------------
+
+
+class ResourceTypeSerializer(serializers.ModelSerializer[ResourceType]):
+    buffer_before_minutes = serializers.IntegerField(min_value=0)
+    buffer_after_minutes = serializers.IntegerField(min_value=0)
+    centers: serializers.PrimaryKeyRelatedField[Branch] = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = ResourceType
+        fields = [
+            "id", "library", "parent", "name", "description", "requires_authorization", "visible_in_portal",
+            "buffer_before_minutes", "buffer_after_minutes", "centers",
+        ]  # fmt: skip
+
+
+class ResourceTypeWriteSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(required=False)
+    parent = serializers.IntegerField(  # type: ignore[assignment]  # a field named like Field.parent
+        required=False, allow_null=True, help_text="Id of the parent type; null: top."
+    )
+    description = serializers.CharField(required=False, allow_blank=True)
+    requires_authorization = serializers.BooleanField(required=False)
+    visible_in_portal = serializers.BooleanField(required=False)
+    buffer_before_minutes = serializers.IntegerField(required=False, min_value=0)
+    buffer_after_minutes = serializers.IntegerField(required=False, min_value=0)
+    centers = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="Checkout center ids.")
+
+
+class ResourceTypeCreateSerializer(ResourceTypeWriteSerializer):
+    library = serializers.CharField(help_text="Id or code of a library where you manage resources.")
+
+
+class ResourceSerializer(serializers.ModelSerializer[Resource]):
+    class Meta:
+        model = Resource
+        fields = [
+            "id", "library", "resource_type", "center", "identifier", "name", "description", "condition_notes",
+            "accessories", "contained_in", "out_of_service_from",
+        ]  # fmt: skip
+
+
+class ResourceWriteSerializer(serializers.Serializer[Any]):
+    identifier = serializers.CharField(required=False)
+    name = serializers.CharField(required=False)
+    resource_type = serializers.IntegerField(required=False)
+    center = serializers.IntegerField(required=False)
+    contained_in = serializers.IntegerField(required=False, allow_null=True, help_text="The kit it is part of.")
+    description = serializers.CharField(required=False, allow_blank=True)
+    condition_notes = serializers.CharField(required=False, allow_blank=True)
+    accessories = serializers.CharField(required=False, allow_blank=True)
+
+
+class ResourceCreateSerializer(ResourceWriteSerializer):
+    library = serializers.CharField(help_text="Id or code of a library where you manage resources.")
+
+
+class ServiceStatusSerializer(serializers.Serializer[Any]):
+    in_service = serializers.BooleanField(help_text="true: return to service; false: take out of service.")
+    out_of_service_from = serializers.CharField(
+        required=False, allow_null=True, help_text="ISO 8601 with an offset; default now."
+    )
+    comment = serializers.CharField(required=False, allow_blank=True)
+
+
+class ServiceStatusResultSerializer(serializers.Serializer[Any]):
+    resource = ResourceSerializer()
+    affected_reservations = serializers.ListField(child=serializers.IntegerField())
+
+
+class CenterPolicySerializer(serializers.ModelSerializer[CenterPolicy]):
+    min_lead_minutes = serializers.IntegerField(min_value=0)
+    max_duration_minutes = serializers.IntegerField(min_value=1, allow_null=True)
+    max_open_reservations = serializers.IntegerField(min_value=1, allow_null=True)
+    series_horizon_days = serializers.IntegerField(min_value=1)
+    series_max_occurrences = serializers.IntegerField(min_value=1)
+    no_show_minutes = serializers.IntegerField(min_value=0)
+    delivery_locations = serializers.ListField(child=serializers.CharField())
+    open_hours = serializers.DictField(
+        child=serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+    )
+
+    class Meta:
+        model = CenterPolicy
+        fields = [
+            "center", "min_lead_minutes", "max_duration_minutes", "max_open_reservations", "approval_required",
+            "title_required", "desk_pickup", "delivery_locations", "signature_required", "series_horizon_days",
+            "series_max_occurrences", "open_hours", "no_show_minutes",
+        ]  # fmt: skip
+
+
+class CenterPolicyWriteSerializer(serializers.Serializer[Any]):
+    min_lead_minutes = serializers.IntegerField(required=False, min_value=0)
+    max_duration_minutes = serializers.IntegerField(required=False, allow_null=True)
+    max_open_reservations = serializers.IntegerField(required=False, allow_null=True)
+    approval_required = serializers.BooleanField(required=False)
+    title_required = serializers.BooleanField(required=False)
+    desk_pickup = serializers.BooleanField(required=False)
+    delivery_locations = serializers.ListField(child=serializers.CharField(), required=False)
+    signature_required = serializers.BooleanField(required=False)
+    series_horizon_days = serializers.IntegerField(required=False)
+    series_max_occurrences = serializers.IntegerField(required=False)
+    open_hours = serializers.DictField(required=False, help_text='e.g. {"mon": [["09:00", "17:00"]]}')
+    no_show_minutes = serializers.IntegerField(required=False)
+
+
+class FreeTypeSerializer(serializers.Serializer[Any]):
+    resource_type = serializers.IntegerField()
+    free_units = serializers.IntegerField()
+    free_resources = serializers.ListField(child=serializers.IntegerField(), required=False)
+
+
+class WhyNotSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class AvailabilitySerializer(serializers.Serializer[Any]):
+    center = serializers.IntegerField()
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    types = FreeTypeSerializer(many=True)
+    resource = serializers.IntegerField(required=False)
+    why_not = WhyNotSerializer(many=True, required=False, help_text="For `resource`: empty when it is free.")
+
+
+class ReservationLineSerializer(serializers.ModelSerializer[ReservationLine]):
+    quantity = serializers.IntegerField(min_value=1)
+
+    class Meta:
+        model = ReservationLine
+        fields = ["resource", "resource_type", "quantity"]
+
+
+class ReservationEventSerializer(serializers.ModelSerializer[ReservationEvent]):
+    class Meta:
+        model = ReservationEvent
+        fields = ["from_state", "to_state", "at", "by_label", "channel", "comment"]
+
+
+class ReservationSerializer(serializers.ModelSerializer[Reservation]):
+    lines = ReservationLineSerializer(many=True, read_only=True)
+    events = ReservationEventSerializer(many=True, read_only=True)
+    note = serializers.CharField(source="note_to_staff")
+    overridden = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        model = Reservation
+        fields = [
+            "id", "library", "center", "patron", "series", "state", "starts_at", "ends_at", "title", "note",
+            "pickup_option", "delivery_location", "channel", "operator_label", "overridden", "override_comment",
+            "created_at", "updated_at", "lines", "events",
+        ]  # fmt: skip
+
+
+class LineRequestSerializer(serializers.Serializer[Any]):
+    resource = serializers.IntegerField(required=False, allow_null=True)
+    resource_type = serializers.IntegerField(required=False, allow_null=True)
+    quantity = serializers.IntegerField(required=False)
+
+
+class ReservationWriteSerializer(serializers.Serializer[Any]):
+    starts_at = serializers.CharField(
+        required=False, help_text="ISO 8601; without an offset it is the center's local wall-clock time."
+    )
+    ends_at = serializers.CharField(required=False)
+    lines = LineRequestSerializer(many=True, required=False)
+    title = serializers.CharField(required=False, allow_blank=True)
+    note = serializers.CharField(required=False, allow_blank=True)
+    pickup_option = serializers.ChoiceField(choices=Reservation.PickupOption.choices, required=False)
+    delivery_location = serializers.CharField(required=False, allow_blank=True)
+    override_comment = serializers.CharField(
+        required=False, help_text="Needs the override permission; overrides the rules that allow it."
+    )
+
+
+class ReservationCreateSerializer(ReservationWriteSerializer):
+    patron = serializers.IntegerField()
+    center = serializers.IntegerField()
+
+
+class ReservationStepSerializer(serializers.Serializer[Any]):
+    comment = serializers.CharField(required=False, allow_blank=True, help_text="Required to reject.")
+    override_comment = serializers.CharField(required=False, help_text="Approve only.")
+
+
+class AuthorizationSerializer(serializers.ModelSerializer[Authorization]):
+    class Meta:
+        model = Authorization
+        fields = ["patron", "resource_type", "granted_at", "expires_on"]
+
+
+class AuthorizationGrantSerializer(serializers.Serializer[Any]):
+    resource_type = serializers.IntegerField()
+    expires_on = serializers.DateField(required=False, allow_null=True, help_text="Last day, inclusive.")

@@ -3,7 +3,7 @@ from csp.decorators import csp_update
 from django.urls import URLPattern, URLResolver, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import views
+from . import lending, views
 
 # Everything under /api/v1/ is version 1 of the interface; a breaking change gets /api/v2/.
 
@@ -24,6 +24,40 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("v1/patrons/<int:pk>/payments/", views.PatronPaymentView.as_view(), name="patron-payments"),
     path("v1/patrons/<int:pk>/blocks/", views.PatronBlocksView.as_view(), name="patron-blocks"),
     path("v1/patrons/<int:pk>/unblock/", views.PatronUnblockView.as_view(), name="patron-unblock"),
+    path("v1/resource-types/", lending.ResourceTypeListView.as_view(), name="resource-type-list"),
+    path(
+        "v1/resource-types/<int:resource_type_id>/",
+        lending.ResourceTypeDetailView.as_view(),
+        name="resource-type-detail",
+    ),
+    path("v1/resources/", lending.ResourceListView.as_view(), name="resource-list"),
+    path("v1/resources/<int:resource_id>/", lending.ResourceDetailView.as_view(), name="resource-detail"),
+    path("v1/resources/<int:resource_id>/service/", lending.ResourceServiceView.as_view(), name="resource-service"),
+    path("v1/centers/<int:center_id>/policy/", lending.CenterPolicyView.as_view(), name="center-policy"),
+    path("v1/availability/", lending.AvailabilityView.as_view(), name="availability"),
+    path("v1/reservations/", lending.ReservationListView.as_view(), name="reservation-list"),
+    path("v1/reservations/<int:reservation_id>/", lending.ReservationDetailView.as_view(), name="reservation-detail"),
+    path(
+        "v1/reservations/<int:reservation_id>/approve/",
+        lending.ReservationApproveView.as_view(),
+        name="reservation-approve",
+    ),
+    path(
+        "v1/reservations/<int:reservation_id>/reject/",
+        lending.ReservationRejectView.as_view(),
+        name="reservation-reject",
+    ),
+    path(
+        "v1/reservations/<int:reservation_id>/cancel/",
+        lending.ReservationCancelView.as_view(),
+        name="reservation-cancel",
+    ),
+    path("v1/patrons/<int:pk>/authorizations/", lending.AuthorizationListView.as_view(), name="patron-authorizations"),
+    path(
+        "v1/patrons/<int:pk>/authorizations/<int:resource_type_id>/",
+        lending.AuthorizationDetailView.as_view(),
+        name="patron-authorization",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI sets style attributes from its script; its page alone allows inline styles.
     path(

@@ -23,4 +23,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("patrons/<int:pk>/payments/", debts.TakePaymentView.as_view(), name="patron-take-payment"),
     path("patrons/<int:pk>/waivers/", debts.WaiveFeeView.as_view(), name="patron-waive-fee"),
     path("admin/", include("patronage.staff.admin.urls")),
+    path("lending/", include("patronage.staff.lending.urls")),
 ]

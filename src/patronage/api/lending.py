@@ -1,0 +1,477 @@
+"""The REST API for lending: resource types, resources, center policies, availability, reservations and
+authorizations. Objects are loaded through ``resources.access`` (another library's object is 404, a member
+without the permission 403) and every change goes through the domain services, as on the staff pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from patronage.core import clock
+from patronage.core.errors import FieldError, NotFound, PermissionDenied
+from patronage.libraries.access import libraries_with
+from patronage.libraries.models import Library
+from patronage.libraries.permissions import Permission
+from patronage.patrons.access import patron_for_staff
+from patronage.reservations import queries as availability
+from patronage.reservations import services as booking
+from patronage.reservations.models import CenterPolicy, Reservation
+from patronage.reservations.rules import State
+from patronage.resources import services as catalog
+from patronage.resources.access import center_for_staff, for_staff, resource_for_staff, resource_type_for_staff
+from patronage.resources.models import Authorization, Resource, ResourceType
+
+from . import serializers as s
+from .views import COMMON_ERRORS, _body, _library_id, actor_of
+
+MANAGE = Permission.MANAGE_RESOURCES
+DESK = Permission.CHECK_OUT
+
+
+class LendingPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def _paged(view: APIView, request: Request, rows: QuerySet[Any], serializer: Any) -> Response:
+    paginator = LendingPagination()
+    page = paginator.paginate_queryset(rows, request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True).data)
+
+
+def _scope(request: Request, permission: Permission) -> list[int]:
+    """The caller's libraries with ``permission``, or the one named by ``?library=``."""
+    if request.query_params.get("library"):
+        return [_library_id(request, request.query_params["library"], permission)]
+    return list(libraries_with(request.user, permission))
+
+
+def _int(request: Request, name: str) -> int | None:
+    text = request.query_params.get(name, "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise FieldError(name, "Give a number (an id).")
+    return int(text)
+
+
+def _instant(text: str, field: str, zone: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise FieldError(
+            field, "Give a date and time such as 2027-03-01T09:00 (the center's time) or with an offset."
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(zone))
+
+
+# --- resource types ---------------------------------------------------------------------------------------
+
+
+class ResourceTypeListView(APIView):
+    @extend_schema(
+        operation_id="resource_types_list", summary="Resource types of your libraries (a tree: see `parent`)",
+        parameters=[OpenApiParameter("library", str, description="Id or code of one of your libraries.")],
+        responses={200: s.ResourceTypeSerializer(many=True), **COMMON_ERRORS},
+    )  # fmt: skip
+    def get(self, request: Request) -> Response:
+        held = sorted(set(libraries_with(request.user, DESK)) | set(libraries_with(request.user, MANAGE)))
+        if request.query_params.get("library"):
+            wanted = request.query_params["library"].strip()
+            match = Library.objects.filter(pk__in=held).filter(code=wanted).values_list("pk", flat=True).first()
+            if match is None and wanted.isdigit() and int(wanted) in held:
+                match = int(wanted)
+            if match is None:
+                raise NotFound(f"No library {wanted[:40]!r} where you may check out or manage resources.")
+            held = [match]
+        types = (
+            ResourceType.objects.filter(library_id__in=held).prefetch_related("centers").order_by("library_id", "name")
+        )
+        return Response(s.ResourceTypeSerializer(types, many=True).data)
+
+    @extend_schema(
+        operation_id="resource_types_create", summary="Add a resource type",
+        request=s.ResourceTypeCreateSerializer, responses={201: s.ResourceTypeSerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def post(self, request: Request) -> Response:
+        data = _body(request, s.ResourceTypeCreateSerializer)
+        if "library" not in data:
+            raise FieldError("library", "Name the library (id or code) the type belongs to.")
+        library = Library.objects.get(pk=_library_id(request, data.pop("library"), MANAGE))
+        saved = catalog.save_resource_type(actor=actor_of(request), library=library, data=data)
+        return Response(s.ResourceTypeSerializer(saved).data, status=status.HTTP_201_CREATED)
+
+
+class ResourceTypeDetailView(APIView):
+    @extend_schema(
+        operation_id="resource_types_read", summary="A resource type",
+        responses={200: s.ResourceTypeSerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def get(self, request: Request, resource_type_id: int) -> Response:
+        actor = actor_of(request)
+        try:
+            found = resource_type_for_staff(actor, resource_type_id, MANAGE)
+        except PermissionDenied:
+            found = resource_type_for_staff(actor, resource_type_id, DESK)
+        return Response(s.ResourceTypeSerializer(found).data)
+
+    @extend_schema(
+        operation_id="resource_types_update", summary="Change a resource type; only the fields sent change",
+        request=s.ResourceTypeWriteSerializer, responses={200: s.ResourceTypeSerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def patch(self, request: Request, resource_type_id: int) -> Response:
+        actor = actor_of(request)
+        found = resource_type_for_staff(actor, resource_type_id, MANAGE)
+        data = _body(request, s.ResourceTypeWriteSerializer)
+        saved = catalog.save_resource_type(actor=actor, library=found.library, resource_type=found, data=data)
+        return Response(s.ResourceTypeSerializer(saved).data)
+
+
+# --- resources ----------------------------------------------------------------------------------------------
+
+
+class ResourceListView(APIView):
+    @extend_schema(
+        operation_id="resources_list", summary="Resources, filtered by library, type, center and status",
+        parameters=[
+            OpenApiParameter("library", str, description="Id or code of one of your libraries."),
+            OpenApiParameter("resource_type", int), OpenApiParameter("center", int),
+            OpenApiParameter("in_service", bool, description="true: in service now; false: out of service now."),
+            OpenApiParameter("page", int), OpenApiParameter("page_size", int, description="1-200, default 50."),
+        ],
+        responses={200: s.ResourceSerializer(many=True), **COMMON_ERRORS},
+    )  # fmt: skip
+    def get(self, request: Request) -> Response:
+        rows = Resource.objects.filter(library_id__in=_scope(request, MANAGE)).order_by("library_id", "name", "id")
+        if (kind := _int(request, "resource_type")) is not None:
+            rows = rows.filter(resource_type_id=kind)
+        if (place := _int(request, "center")) is not None:
+            rows = rows.filter(center_id=place)
+        flag = request.query_params.get("in_service", "").strip().lower()
+        if flag in {"true", "false"}:
+            out = rows.filter(out_of_service_from__lte=clock.now())
+            rows = rows.exclude(pk__in=out.values("pk")) if flag == "true" else out
+        return _paged(self, request, rows, s.ResourceSerializer)
+
+    @extend_schema(
+        operation_id="resources_create", summary="Add a resource",
+        request=s.ResourceCreateSerializer, responses={201: s.ResourceSerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def post(self, request: Request) -> Response:
+        data = _body(request, s.ResourceCreateSerializer)
+        if "library" not in data:
+            raise FieldError("library", "Name the library (id or code) the resource belongs to.")
+        library = Library.objects.get(pk=_library_id(request, data.pop("library"), MANAGE))
+        saved = catalog.save_resource(actor=actor_of(request), library=library, data=data)
+        return Response(s.ResourceSerializer(saved).data, status=status.HTTP_201_CREATED)
+
+
+class ResourceDetailView(APIView):
+    @extend_schema(
+        operation_id="resources_read", summary="A resource", responses={200: s.ResourceSerializer, **COMMON_ERRORS}
+    )
+    def get(self, request: Request, resource_id: int) -> Response:
+        return Response(s.ResourceSerializer(resource_for_staff(actor_of(request), resource_id, MANAGE)).data)
+
+    @extend_schema(
+        operation_id="resources_update", summary="Change a resource; only the fields sent change",
+        description="Moving it to another type or center is refused (409) while open reservations hold it.",
+        request=s.ResourceWriteSerializer, responses={200: s.ResourceSerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def patch(self, request: Request, resource_id: int) -> Response:
+        actor = actor_of(request)
+        found = resource_for_staff(actor, resource_id, MANAGE)
+        data = _body(request, s.ResourceWriteSerializer)
+        saved = catalog.save_resource(actor=actor, library=found.library, resource=found, data=data)
+        return Response(s.ResourceSerializer(saved).data)
+
+
+class ResourceServiceView(APIView):
+    @extend_schema(
+        operation_id="resources_service_status", summary="Take a resource out of service, or return it",
+        description="Taking it out never waits for reservations; the open ones it breaks are listed.",
+        request=s.ServiceStatusSerializer, responses={200: s.ServiceStatusResultSerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def post(self, request: Request, resource_id: int) -> Response:
+        actor = actor_of(request)
+        found = resource_for_staff(actor, resource_id, MANAGE)
+        data = _body(request, s.ServiceStatusSerializer)
+        if "in_service" not in data:
+            raise FieldError("in_service", "Say whether the resource is in service (true) or not (false).")
+        affected: list[int] = []
+        if data["in_service"]:
+            catalog.return_to_service(actor=actor, resource=found)
+        else:
+            affected = catalog.take_out_of_service(
+                actor=actor, resource=found, from_=data.get("out_of_service_from"), comment=data.get("comment", "")
+            )
+        found.refresh_from_db()
+        return Response(s.ServiceStatusResultSerializer({"resource": found, "affected_reservations": affected}).data)
+
+
+# --- center policies and availability -------------------------------------------------------------------
+
+
+class CenterPolicyView(APIView):
+    @extend_schema(
+        operation_id="center_policy_read", summary="A checkout center's reservation rules",
+        responses={200: s.CenterPolicySerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def get(self, request: Request, center_id: int) -> Response:
+        place = center_for_staff(actor_of(request), center_id, DESK)
+        policy = CenterPolicy.objects.filter(center=place).first() or CenterPolicy(center=place)
+        return Response(s.CenterPolicySerializer(policy).data)
+
+    @extend_schema(
+        operation_id="center_policy_update", summary="Change a checkout center's reservation rules",
+        request=s.CenterPolicyWriteSerializer, responses={200: s.CenterPolicySerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def patch(self, request: Request, center_id: int) -> Response:
+        actor = actor_of(request)
+        place = center_for_staff(actor, center_id, Permission.CONFIGURE_LIBRARY)
+        data = _body(request, s.CenterPolicyWriteSerializer)
+        policy = booking.save_center_policy(actor=actor, center=place, data=data)
+        return Response(s.CenterPolicySerializer(policy).data)
+
+
+class AvailabilityView(APIView):
+    @extend_schema(
+        operation_id="availability", summary="What is free at a checkout center for a span",
+        description=(
+            "Free units of every type the center lends, or of `resource_type` with its free resources; with "
+            "`resource`, also why that resource is not free (empty when it is). Buffers are counted."
+        ),
+        parameters=[
+            OpenApiParameter("center", int, required=True),
+            OpenApiParameter("start", str, required=True, description="ISO 8601; no offset: the center's time."),
+            OpenApiParameter("end", str, required=True),
+            OpenApiParameter("resource_type", int), OpenApiParameter("resource", int),
+        ],
+        responses={200: s.AvailabilitySerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def get(self, request: Request) -> Response:
+        actor = actor_of(request)
+        center_id = _int(request, "center")
+        if center_id is None:
+            raise FieldError("center", "Name the checkout center (its id).")
+        place = center_for_staff(actor, center_id, DESK)
+        zone = place.library.time_zone
+        starts = _instant(request.query_params.get("start", ""), "start", zone)
+        ends = _instant(request.query_params.get("end", ""), "end", zone)
+        if ends <= starts:
+            raise FieldError("end", "The end must be after the start.")
+        body: dict[str, Any] = {"center": place.pk, "starts_at": starts, "ends_at": ends}
+        kind_id = _int(request, "resource_type")
+        if kind_id is not None:
+            kind = ResourceType.objects.filter(pk=kind_id, library_id=place.library_id, centers=place).first()
+            if kind is None:
+                raise NotFound(f"{place.name} lends no such resource type.")
+            free = availability.type_availability(place, kind, starts, ends)
+            body["types"] = [
+                {"resource_type": kind.pk, "free_units": free.free_units,
+                 "free_resources": [r.pk for r in free.free_resources]}
+            ]  # fmt: skip
+        else:
+            counts = availability.free_counts_by_type(place, starts, ends)
+            body["types"] = [{"resource_type": pk, "free_units": n} for pk, n in sorted(counts.items())]
+        resource_id = _int(request, "resource")
+        if resource_id is not None:
+            item = resource_for_staff(actor, resource_id, DESK)
+            if item.center_id != place.pk:
+                raise FieldError("resource", f"{item} is lent from another center.")
+            body["resource"] = item.pk
+            body["why_not"] = [r.as_dict() for r in availability.why_not(item, starts, ends)]
+        return Response(s.AvailabilitySerializer(body).data)
+
+
+# --- reservations -------------------------------------------------------------------------------------------
+
+
+def _reservation(request: Request, reservation_id: object, permission: Permission) -> Reservation:
+    queryset = Reservation.objects.select_related("library", "center", "center__library", "patron")
+    return for_staff(actor_of(request), queryset, reservation_id, permission, "reservation")
+
+
+def _full(reservation: Reservation) -> dict[str, Any]:
+    loaded = Reservation.objects.prefetch_related("lines", "events").get(pk=reservation.pk)
+    return s.ReservationSerializer(loaded).data
+
+
+_EDITS = ("starts_at", "ends_at", "lines", "title", "note", "pickup_option", "delivery_location", "override_comment")
+
+
+class ReservationListView(APIView):
+    @extend_schema(
+        operation_id="reservations_list", summary="Reservations, pending approval first, then by start",
+        parameters=[
+            OpenApiParameter("library", str), OpenApiParameter("center", int), OpenApiParameter("patron", int),
+            OpenApiParameter("state", str, enum=[x.value for x in State]),
+            OpenApiParameter("from", str, description="Those ending after this instant (ISO 8601 with offset)."),
+            OpenApiParameter("to", str, description="Those starting before this instant."),
+            OpenApiParameter("page", int), OpenApiParameter("page_size", int),
+        ],
+        responses={200: s.ReservationSerializer(many=True), **COMMON_ERRORS},
+    )  # fmt: skip
+    def get(self, request: Request) -> Response:
+        rows = Reservation.objects.filter(library_id__in=_scope(request, DESK))
+        if (place := _int(request, "center")) is not None:
+            rows = rows.filter(center_id=place)
+        if (patron := _int(request, "patron")) is not None:
+            rows = rows.filter(patron_id=patron)
+        state = request.query_params.get("state", "").strip()
+        if state:
+            if state not in {x.value for x in State}:
+                raise FieldError("state", f"Use one of {', '.join(x.value for x in State)}.")
+            rows = rows.filter(state=state)
+        for name, lookup in (("from", "ends_at__gt"), ("to", "starts_at__lt")):
+            if request.query_params.get(name):
+                rows = rows.filter(**{lookup: _instant(request.query_params[name], name, "UTC")})
+        first = Case(When(state=State.PENDING_APPROVAL, then=Value(0)), default=Value(1), output_field=IntegerField())
+        rows = rows.annotate(pending_first=first).order_by("pending_first", "starts_at", "id")
+        return _paged(self, request, rows.prefetch_related("lines", "events"), s.ReservationSerializer)
+
+    @extend_schema(
+        operation_id="reservations_create", summary="Reserve resources for a patron",
+        description="Refused with 409 and every reason (`reasons`: code, message, overridable, details).",
+        request=s.ReservationCreateSerializer, responses={201: s.ReservationSerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def post(self, request: Request) -> Response:
+        actor = actor_of(request)
+        data = _body(request, s.ReservationCreateSerializer)
+        for required in ("patron", "center", "starts_at", "ends_at", "lines"):
+            if required not in data:
+                raise FieldError(required, f"The reservation needs its {required.replace('_', ' ')}.")
+        patron = patron_for_staff(actor, data.pop("patron"), DESK)
+        place = center_for_staff(actor, data.pop("center"), DESK)
+        made = booking.create_reservation(
+            actor=actor, patron=patron, center=place, channel=Reservation.Channel.API, **data
+        )
+        return Response(_full(made), status=status.HTTP_201_CREATED)
+
+
+class ReservationDetailView(APIView):
+    @extend_schema(
+        operation_id="reservations_read", summary="A reservation with its lines and events",
+        responses={200: s.ReservationSerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def get(self, request: Request, reservation_id: int) -> Response:
+        return Response(_full(_reservation(request, reservation_id, DESK)))
+
+    @extend_schema(
+        operation_id="reservations_update", summary="Change a reservation waiting for approval",
+        description="Only the fields sent change; `lines`, when sent, replaces every line.",
+        request=s.ReservationWriteSerializer, responses={200: s.ReservationSerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def patch(self, request: Request, reservation_id: int) -> Response:
+        found = _reservation(request, reservation_id, DESK)
+        data = _body(request, s.ReservationWriteSerializer)
+        changed = booking.edit_reservation(actor=actor_of(request), reservation=found, **data)
+        return Response(_full(changed))
+
+
+class _ReservationStepView(APIView):
+    step = ""
+
+    def post(self, request: Request, reservation_id: int) -> Response:
+        actor = actor_of(request)
+        found = _reservation(request, reservation_id, DESK)
+        data = _body(request, s.ReservationStepSerializer)
+        comment = str(data.get("comment", ""))
+        if self.step == "approve":
+            booking.approve_reservation(
+                actor=actor, reservation=found, comment=comment, override_comment=data.get("override_comment")
+            )
+        elif self.step == "reject":
+            booking.reject_reservation(actor=actor, reservation=found, comment=comment)
+        else:
+            booking.cancel_reservation(actor=actor, reservation=found, comment=comment)
+        return Response(_full(found))
+
+
+_STEP: dict[str, Any] = {
+    "request": s.ReservationStepSerializer,
+    "responses": {200: s.ReservationSerializer, **COMMON_ERRORS},
+}
+
+
+class ReservationApproveView(_ReservationStepView):
+    step = "approve"
+
+    @extend_schema(
+        operation_id="reservations_approve", summary="Approve a pending reservation (checked again first)", **_STEP
+    )
+    def post(self, request: Request, reservation_id: int) -> Response:
+        return super().post(request, reservation_id)
+
+
+class ReservationRejectView(_ReservationStepView):
+    step = "reject"
+
+    @extend_schema(operation_id="reservations_reject", summary="Reject a pending reservation with a comment", **_STEP)
+    def post(self, request: Request, reservation_id: int) -> Response:
+        return super().post(request, reservation_id)
+
+
+class ReservationCancelView(_ReservationStepView):
+    step = "cancel"
+
+    @extend_schema(operation_id="reservations_cancel", summary="Cancel a reservation; its resources are freed", **_STEP)
+    def post(self, request: Request, reservation_id: int) -> Response:
+        return super().post(request, reservation_id)
+
+
+# --- authorizations ------------------------------------------------------------------------------------------
+
+
+class AuthorizationListView(APIView):
+    @extend_schema(
+        operation_id="authorizations_list", summary="The patron's authorizations for resource types",
+        responses={200: s.AuthorizationSerializer(many=True), **COMMON_ERRORS},
+    )  # fmt: skip
+    def get(self, request: Request, pk: int) -> Response:
+        patron = patron_for_staff(actor_of(request), pk, MANAGE)
+        found = Authorization.objects.filter(patron=patron).order_by("resource_type_id")
+        return Response(s.AuthorizationSerializer(found, many=True).data)
+
+    @extend_schema(
+        operation_id="authorizations_grant", summary="Authorize the patron for a type (granting again renews)",
+        request=s.AuthorizationGrantSerializer, responses={201: s.AuthorizationSerializer, **COMMON_ERRORS},
+    )  # fmt: skip
+    def post(self, request: Request, pk: int) -> Response:
+        actor = actor_of(request)
+        patron = patron_for_staff(actor, pk, MANAGE)
+        data = _body(request, s.AuthorizationGrantSerializer)
+        if "resource_type" not in data:
+            raise FieldError("resource_type", "Name the resource type (its id).")
+        kind = ResourceType.objects.filter(pk=data["resource_type"], library_id=patron.library_id).first()
+        if kind is None:
+            raise FieldError("resource_type", f"No such resource type at {patron.library.name}.")
+        granted = catalog.grant_authorization(
+            actor=actor, patron=patron, resource_type=kind, expires_on=data.get("expires_on")
+        )
+        return Response(s.AuthorizationSerializer(granted).data, status=status.HTTP_201_CREATED)
+
+
+class AuthorizationDetailView(APIView):
+    @extend_schema(
+        operation_id="authorizations_revoke", summary="Revoke the patron's authorization for a type",
+        responses={204: None, **COMMON_ERRORS},
+    )  # fmt: skip
+    def delete(self, request: Request, pk: int, resource_type_id: int) -> Response:
+        actor = actor_of(request)
+        patron = patron_for_staff(actor, pk, MANAGE)
+        kind = ResourceType.objects.filter(pk=resource_type_id, library_id=patron.library_id).first()
+        if kind is None:
+            raise NotFound("No such resource type.")
+        catalog.revoke_authorization(actor=actor, patron=patron, resource_type=kind)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,1 @@
+"""The lending pages: catalog, center policies, authorizations, reservations and availability."""
