@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "patronage.blocks",
     "patronage.resources",
     "patronage.reservations",
+    "patronage.circulation",
     "patronage.standing",
     "patronage.privacy",
     "patronage.staff",

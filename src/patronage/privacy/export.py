@@ -18,6 +18,7 @@ from typing import Any
 from django.db import models
 
 from patronage.blocks.models import Block
+from patronage.circulation.models import Checkout, CheckoutItem, OverdueInvoice
 from patronage.core import audit, clock
 from patronage.core.models import AuditEvent
 from patronage.fines.models import Fee, Payment, PaymentAllocation, Waiver
@@ -78,6 +79,19 @@ SECTIONS: tuple[Section, ...] = (
         Occupancy,
         lambda p: Occupancy.objects.filter(reservation__patron=p),
         "Times each reservation held resources",
+    ),
+    Section("checkouts", Checkout, lambda p: Checkout.objects.filter(patron=p), "Checkouts"),
+    Section(
+        "checkout_items",
+        CheckoutItem,
+        lambda p: CheckoutItem.objects.filter(checkout__patron=p),
+        "Resources in each checkout and their return",
+    ),
+    Section(
+        "overdue_invoices",
+        OverdueInvoice,
+        lambda p: OverdueInvoice.objects.filter(checkout__patron=p),
+        "Invoices for late returns",
     ),
     Section("access_log", AuditEvent, lambda p: AuditEvent.objects.filter(patron_id=p.pk), "Access and change log"),
 )

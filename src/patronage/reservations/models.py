@@ -40,6 +40,17 @@ class CenterPolicy(models.Model):
         "Empty: no limit; a day left out: closed.",
     )
     no_show_minutes = models.PositiveIntegerField(default=30, help_text="How long an uncollected reservation is held.")
+    overdue_fee = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Flat fee invoiced once per checkout returned (or still out) after its end and the grace time. "
+        "Empty: no invoice.",
+    )
+    overdue_grace_minutes = models.PositiveIntegerField(
+        default=0, help_text="How long after its end a late checkout is invoiced."
+    )
 
     def __str__(self) -> str:
         return f"Policy of {self.center_id}"

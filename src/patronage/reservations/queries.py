@@ -45,6 +45,8 @@ def to_policy(row: CenterPolicy) -> rules.Policy:
         series_max_occurrences=row.series_max_occurrences,
         open_hours=rules.parse_open_hours(row.open_hours),
         no_show_minutes=row.no_show_minutes,
+        overdue_fee=row.overdue_fee,
+        overdue_grace_minutes=row.overdue_grace_minutes,
     )
 
 

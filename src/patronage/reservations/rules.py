@@ -13,6 +13,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -111,6 +112,8 @@ NOT_OVERRIDABLE: frozenset[str] = frozenset(
         Code.RESOURCE_BOOKED,
         Code.RESOURCE_BUFFER,
         Code.TYPE_UNITS_UNAVAILABLE,
+        "series_too_long",
+        "series_beyond_horizon",
     }
 )
 
@@ -200,6 +203,8 @@ class Policy:
     series_max_occurrences: int = 52
     open_hours: OpenHours | None = None
     no_show_minutes: int = 30
+    overdue_fee: Decimal | None = None
+    overdue_grace_minutes: int = 0
 
 
 @dataclass(frozen=True)
@@ -415,3 +420,172 @@ def free_units(capacity: int, existing: Sequence[Interval], start: dt.datetime, 
     """How many more units fit for the whole of ``[start, end)``."""
     in_use = peak_during(existing, [Interval(start, end, 0)])
     return max(capacity - in_use, 0)
+
+
+# --- repeats ----------------------------------------------------------------------------------------
+
+
+class Frequency(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+LAST = -1  # "the last day" of a month, or "the last Friday"
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """How a reservation repeats, on the center's wall clock.
+
+    ``weekdays``: for weekly, the days ("mon" … "sun"; empty: the start's weekday); for monthly by weekday,
+    exactly one. ``month_day``: monthly on a date, 1-31 or ``LAST``; 29-31 fall on the last day of
+    shorter months. ``week_of_month``: monthly on a weekday, 1-5 or ``LAST`` ("the 5th Friday" skips
+    months without one; "the last Friday" never does). Ends ``until`` a date (inclusive) or after
+    ``count`` occurrences, whichever comes first.
+    """
+
+    frequency: Frequency
+    interval: int = 1
+    weekdays: tuple[str, ...] = ()
+    month_day: int | None = None
+    week_of_month: int | None = None
+    until: dt.date | None = None
+    count: int | None = None
+
+    def rrule_text(self) -> str:
+        """The rule as RFC 5545 text, kept on the series for people and calendar feeds."""
+        days = ",".join(d[:2].upper() for d in self.weekdays)
+        parts = [f"FREQ={self.frequency.value.upper()}", f"INTERVAL={self.interval}"]
+        if self.frequency == Frequency.MONTHLY and self.week_of_month is not None:
+            parts.append(f"BYDAY={self.week_of_month}{days}")
+        elif days:
+            parts.append(f"BYDAY={days}")
+        if self.month_day is not None:
+            if self.month_day > 28:
+                parts.append(f"BYMONTHDAY={','.join(str(d) for d in range(28, self.month_day + 1))};BYSETPOS=-1")
+            else:
+                parts.append(f"BYMONTHDAY={self.month_day}")
+        if self.until is not None:
+            parts.append(f"UNTIL={self.until:%Y%m%d}T235959")
+        if self.count is not None:
+            parts.append(f"COUNT={self.count}")
+        return ";".join(parts)
+
+
+def repeat_errors(repeat: Repeat) -> dict[str, str]:
+    """What is wrong with a repeat rule, per field (``repeat.<field>``); empty when it is fine."""
+    errors: dict[str, str] = {}
+    if not 1 <= repeat.interval <= 99:
+        errors["interval"] = "Repeat every 1 to 99 days, weeks or months."
+    if any(d not in WEEKDAYS for d in repeat.weekdays):
+        errors["weekdays"] = f"Name weekdays as {', '.join(WEEKDAYS)}."
+    if repeat.until is None and repeat.count is None:
+        errors["until"] = "Say when the series ends: a last date or a number of occurrences."
+    if repeat.count is not None and repeat.count < 1:
+        errors["count"] = "Give at least 1 occurrence."
+    if repeat.frequency == Frequency.MONTHLY:
+        by_date = repeat.month_day is not None
+        by_weekday = repeat.week_of_month is not None
+        if by_date == by_weekday:
+            errors["month_day"] = 'Repeat monthly either on a date (e.g. the 15th, or "last") or on a weekday.'
+        elif by_date and repeat.month_day not in (*range(1, 32), LAST):
+            errors["month_day"] = 'Choose a day from 1 to 31, or "last" for the last day of the month.'
+        elif by_weekday:
+            if repeat.week_of_month not in (1, 2, 3, 4, 5, LAST):
+                errors["week_of_month"] = 'Choose the 1st to 5th, or "last", weekday of the month.'
+            if len(repeat.weekdays) != 1:
+                errors["weekdays"] = 'Name one weekday, as in "the last Friday".'
+    elif repeat.month_day is not None or repeat.week_of_month is not None:
+        errors["month_day"] = "A day of the month applies to monthly repeats only."
+    return errors
+
+
+def _rrule(repeat: Repeat, first: dt.datetime) -> Iterable[dt.datetime]:
+    from dateutil import rrule as rr  # plain Python; imported here so the module loads fast
+
+    codes = [rr.MO, rr.TU, rr.WE, rr.TH, rr.FR, rr.SA, rr.SU]
+    freq = {Frequency.DAILY: rr.DAILY, Frequency.WEEKLY: rr.WEEKLY, Frequency.MONTHLY: rr.MONTHLY}[repeat.frequency]
+    options: dict[str, object] = {"dtstart": first, "interval": repeat.interval}
+    if repeat.frequency == Frequency.WEEKLY:
+        options["byweekday"] = [codes[WEEKDAYS.index(d)] for d in repeat.weekdays] or [codes[first.weekday()]]
+    if repeat.frequency == Frequency.MONTHLY:
+        if repeat.week_of_month is not None:
+            options["byweekday"] = codes[WEEKDAYS.index(repeat.weekdays[0])](repeat.week_of_month)
+        elif repeat.month_day is not None and repeat.month_day > 28:
+            # "The 31st" means the last day where a month is shorter: the latest of 28 to 31 that exists.
+            options["bymonthday"] = tuple(range(28, repeat.month_day + 1))
+            options["bysetpos"] = -1
+        else:
+            options["bymonthday"] = repeat.month_day
+    if repeat.until is not None:
+        options["until"] = dt.datetime.combine(repeat.until, dt.time(23, 59, 59))
+    if repeat.count is not None:
+        options["count"] = repeat.count
+    return rr.rrule(freq, **options)  # type: ignore[arg-type]
+
+
+def expand(
+    repeat: Repeat, first: dt.datetime, length: dt.timedelta, time_zone: str, *, limit: int
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The occurrences' spans as UTC instants, at most ``limit`` of them.
+
+    ``first`` is the first start as a naive wall-clock time in the center's zone and ``length`` the
+    wall-clock length. The rule runs on naive local times, then each start and end gets the zone
+    attached on its own, so 10:00 stays 10:00 across daylight-saving changes. With ``fold=0`` (the
+    default) a time in the repeated autumn hour is its first occurrence, and a time skipped in spring
+    is read with the offset before the gap, so it moves forward by the gap (02:30 becomes 03:30), as
+    RFC 5545 §3.3.5 says.
+    """
+    zone = ZoneInfo(time_zone)
+    spans = []
+    for start in itertools.islice(_rrule(repeat, first), limit):
+        spans.append(
+            (start.replace(tzinfo=zone).astimezone(dt.UTC), (start + length).replace(tzinfo=zone).astimezone(dt.UTC))
+        )
+    return spans
+
+
+SERIES_TOO_LONG = "series_too_long"
+SERIES_BEYOND_HORIZON = "series_beyond_horizon"
+
+# Reasons that are the same for every occurrence of a series: they refuse the whole series at once.
+SERIES_WIDE: frozenset[str] = frozenset(
+    {
+        Code.END_NOT_AFTER_START,
+        Code.TITLE_REQUIRED,
+        Code.PICKUP_OPTION_NOT_OFFERED,
+        Code.DELIVERY_LOCATION_UNKNOWN,
+        Code.TOO_MANY_OPEN_RESERVATIONS,
+        Code.SIGNATURE_MISSING,
+    }
+)
+
+
+def series_reasons(
+    policy: Policy, spans: Sequence[tuple[dt.datetime, dt.datetime]], now: dt.datetime, *, asked: int | None
+) -> list[Reason]:
+    """The center's caps on a series: how many occurrences, and how far ahead. Neither is overridable;
+    a series that breaks one is refused whole rather than cut short silently."""
+    found: list[Reason] = []
+    if len(spans) > policy.series_max_occurrences:
+        found.append(
+            Reason(
+                SERIES_TOO_LONG,
+                f"A series here has at most {policy.series_max_occurrences} occurrences and this one has "
+                f"{asked if asked is not None else 'more'}; end it earlier.",
+                {"limit": str(policy.series_max_occurrences)},
+            )
+        )
+    horizon = now + dt.timedelta(days=policy.series_horizon_days)
+    beyond = [start for start, _ in spans if start > horizon]
+    if beyond:
+        found.append(
+            Reason(
+                SERIES_BEYOND_HORIZON,
+                f"This center books at most {policy.series_horizon_days} days ahead; {len(beyond)} occurrence(s) "
+                f"start later. End the series by {horizon:%Y-%m-%d}.",
+                {"horizon_days": str(policy.series_horizon_days), "beyond": str(len(beyond))},
+            )
+        )
+    return found

@@ -23,18 +23,19 @@ from django.db import IntegrityError, transaction
 
 from patronage.core import audit, clock
 from patronage.core.errors import Conflict, FieldError, PermissionDenied, Refused, ValidationFailed
+from patronage.core.money import parse_amount
 from patronage.libraries.access import has_permission
 from patronage.libraries.models import Branch, Library
 from patronage.libraries.permissions import Permission
 from patronage.patrons.models import Patron
 from patronage.resources import queries as catalog
-from patronage.resources.models import Resource, ResourceType
+from patronage.resources.models import Authorization, Resource, ResourceType
 from patronage.resources.rules import in_service_until, is_authorized, requires_authorization, visible_in_portal
 from patronage.standing import services as standing
 from patronage.standing.rules import Action
 
 from . import queries, rules
-from .models import CenterPolicy, Occupancy, Reservation, ReservationEvent, ReservationLine
+from .models import CenterPolicy, Occupancy, Reservation, ReservationEvent, ReservationLine, ReservationSeries
 from .rules import Code, Interval, Reason, State, Step
 
 MAX_QUANTITY = 50
@@ -160,11 +161,17 @@ class _Hold:
     label: str
 
 
-def _plan(lines: Sequence[LineRequest], starts_at: dt.datetime, ends_at: dt.datetime) -> list[_Hold]:
+def _plan(
+    lines: Sequence[LineRequest],
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    parts: Mapping[int, list[Resource]] | None = None,
+) -> list[_Hold]:
     """The occupancy rows for the lines. A kit books its parts; each part keeps the wider of its own and
-    the kit's buffers. Raises when one resource would be booked twice by the same reservation."""
-    kits = [line.resource for line in lines if line.resource is not None]
-    parts = catalog.with_parts(kits)
+    the kit's buffers. Raises when one resource would be booked twice by the same reservation.
+    ``parts`` (the kits' parts) may be given, read once for every occurrence of a series."""
+    if parts is None:
+        parts = catalog.with_parts([line.resource for line in lines if line.resource is not None])
     holds: list[_Hold] = []
     seen: dict[int, str] = {}
     for index, line in enumerate(lines):
@@ -214,17 +221,35 @@ def _lock_reservation(reservation: Reservation | int) -> Reservation:
 
 
 def _item_reasons(
-    holds: Sequence[_Hold], center: Branch, patron: Patron, starts_at: dt.datetime, *, portal: bool
+    holds: Sequence[_Hold],
+    center: Branch,
+    patron: Patron,
+    starts_at: dt.datetime,
+    *,
+    portal: bool,
+    cache: dict[Any, Any] | None = None,
 ) -> list[Reason]:
+    """``cache`` keeps the catalog facts between the occurrences of one series (same lines, other dates)."""
+    cache = {} if cache is None else cache
     library = center.library
-    nodes = catalog.type_nodes(library.pk)
+    if "nodes" not in cache:
+        cache["nodes"] = catalog.type_nodes(library.pk)
+    nodes = cache["nodes"]
     on = starts_at.astimezone(ZoneInfo(library.time_zone)).date()
-    authorized = catalog.authorized_type_ids(patron.pk, on)
-    lent_here = set(
-        ResourceType.centers.through.objects.filter(
-            branch_id=center.pk, resourcetype_id__in={h.resource_type.pk for h in holds}
-        ).values_list("resourcetype_id", flat=True)
-    )
+    if "authorizations" not in cache:
+        cache["authorizations"] = list(
+            Authorization.objects.filter(patron_id=patron.pk).values_list("resource_type_id", "expires_on")
+        )
+    # Valid on the pickup day: without an end, or ending that day or later (as catalog.authorized_type_ids).
+    authorized = {kind for kind, until in cache["authorizations"] if until is None or until >= on}
+    type_ids = frozenset(h.resource_type.pk for h in holds)
+    if ("lent_here", type_ids) not in cache:
+        cache["lent_here", type_ids] = set(
+            ResourceType.centers.through.objects.filter(branch_id=center.pk, resourcetype_id__in=type_ids).values_list(
+                "resourcetype_id", flat=True
+            )
+        )
+    lent_here = cache["lent_here", type_ids]
     items = []
     for hold in holds:
         type_id = hold.resource_type.pk
@@ -250,26 +275,43 @@ def _item_reasons(
     return rules.item_reasons(items, portal=portal)
 
 
+@dataclass
+class _Known:
+    """The busy intervals and units of a whole series' window, read once; each occurrence's rows are
+    added as they are written, so later occurrences see them without reading again."""
+
+    busy: list[queries.Booking]
+    units: list[tuple[int, int, dt.datetime | None]]
+
+
 def _availability_reasons(
-    holds: Sequence[_Hold], center: Branch, starts_at: dt.datetime, ends_at: dt.datetime, exclude: int | None
+    holds: Sequence[_Hold],
+    center: Branch,
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    exclude: int | None,
+    known: _Known | None = None,
 ) -> list[Reason]:
     """Other bookings in the way: of each resource (buffers included), and of each type's units.
 
-    Two statements: the busy intervals of every type involved at the center, and the units of those types.
-    Must run under the type locks.
+    Two statements: the busy intervals of every type involved at the center, and the units of those types
+    (none when ``known`` has them already). Must run under the type locks.
     """
     if not holds:
         return []
     time_zone = center.library.time_zone
     type_ids = sorted({h.resource_type.pk for h in holds})
     window = (min(h.blocked_from for h in holds), max(h.blocked_until for h in holds))
-    busy = queries.bookings(start=window[0], end=window[1], center_id=center.pk, type_ids=type_ids, exclude=exclude)
-    found: list[Reason] = []
-    clashing_types: set[int] = set()
     specific = [h for h in holds if h.resource is not None]
     elsewhere = [h.resource.pk for h in specific if h.resource is not None and h.resource.center_id != center.pk]
-    if elsewhere:  # refused anyway as lent from another center; still say when it is busy
-        busy += queries.bookings(start=window[0], end=window[1], resource_ids=elsewhere, exclude=exclude)
+    if known is not None:
+        busy = [b for b in known.busy if b.blocked_from < window[1] and b.blocked_until > window[0]]
+    else:
+        busy = queries.bookings(start=window[0], end=window[1], center_id=center.pk, type_ids=type_ids, exclude=exclude)
+        if elsewhere:  # refused anyway as lent from another center; still say when it is busy
+            busy += queries.bookings(start=window[0], end=window[1], resource_ids=elsewhere, exclude=exclude)
+    found: list[Reason] = []
+    clashing_types: set[int] = set()
     for hold in specific:
         assert hold.resource is not None  # noqa: S101 - narrowed by the list above
         clash = next(
@@ -285,7 +327,7 @@ def _availability_reasons(
         if clash is not None:
             found.append(queries.conflict_reason(hold.label, hold.resource.pk, clash, starts_at, ends_at, time_zone))
             clashing_types.add(hold.resource_type.pk)
-    units = catalog.center_units(center.pk, type_ids)
+    units = known.units if known is not None else catalog.center_units(center.pk, type_ids)
     for type_id in type_ids:
         if type_id in clashing_types:
             continue
@@ -369,8 +411,7 @@ def _write_holds(reservation: Reservation, lines: Sequence[LineRequest], holds: 
         )
         for line in lines
     ]
-    for row in rows:
-        row.save()
+    ReservationLine.objects.bulk_create(rows)  # both databases return the new ids
     occupancies = [
         Occupancy(
             reservation=reservation,
@@ -438,11 +479,14 @@ def create_reservation(
     delivery_location: str = "",
     channel: str = Reservation.Channel.STAFF,
     override_comment: str | None = None,
+    walk_up: bool = False,
 ) -> Reservation:
     """Reserve resources for a patron at a checkout center, or refuse with every reason at once.
 
     A portal reservation at a center that needs approval starts as ``pending_approval`` (and holds its
-    resources meanwhile); every other starts as ``reserved``.
+    resources meanwhile); every other starts as ``reserved``. ``walk_up`` is the desk handing resources
+    out now without a reservation (the circulation app checks it out in the same transaction): the
+    lead time does not apply and a start a moment ago is not "in the past".
     """
     place = _center(patron, center)
     values = _clean_details(
@@ -466,21 +510,42 @@ def create_reservation(
             policy, place, patron, values, holds, now, portal=portal, exclude=None,
             open_count=queries.open_reservation_count(patron.pk, place.pk),
         )  # fmt: skip
+        if walk_up:
+            reasons = [r for r in reasons if r.code not in (Code.STARTS_IN_PAST, Code.INSIDE_LEAD_TIME)]
         overridden = _settle(reasons, comment, "The reservation cannot be made")
         state = State.PENDING_APPROVAL if portal and policy.approval_required else State.RESERVED
-        reservation = Reservation.objects.create(
-            library_id=place.library_id, center=place, patron=patron, state=state, operator=actor.account,
-            operator_label=actor.label[:150], channel=channel, override_comment=comment if overridden else "",
-            overridden=overridden, created_at=now, updated_at=now, **values,
-        )  # fmt: skip
-        _write_holds(reservation, wanted, holds)
-        _record(reservation, actor, "", comment if overridden else "")
-        audit.record(
-            actor, "reservation.created", library_id=place.library_id, patron_id=patron.pk,
-            patron_label=patron.display_name, reservation_id=reservation.pk, center_id=place.pk, state=state.value,
-            starts_at=reservation.starts_at.isoformat(), ends_at=reservation.ends_at.isoformat(),
-            overridden=overridden,
-        )  # fmt: skip
+        reservation = _insert(actor, place, patron, state, channel, comment, overridden, now, values, wanted, holds)
+    return reservation
+
+
+def _insert(
+    actor: audit.Actor,
+    place: Branch,
+    patron: Patron,
+    state: State,
+    channel: str,
+    comment: str,
+    overridden: list[str],
+    now: dt.datetime,
+    values: Mapping[str, Any],
+    wanted: Sequence[LineRequest],
+    holds: Sequence[_Hold],
+    series: ReservationSeries | None = None,
+) -> Reservation:
+    """Write one reservation with its lines, occupancy rows, first event and audit event. Under the locks."""
+    reservation = Reservation.objects.create(
+        library_id=place.library_id, center=place, patron=patron, state=state, operator=actor.account,
+        operator_label=actor.label[:150], channel=channel, override_comment=comment if overridden else "",
+        overridden=overridden, created_at=now, updated_at=now, series=series, **values,
+    )  # fmt: skip
+    _write_holds(reservation, wanted, holds)
+    _record(reservation, actor, "", comment if overridden else "")
+    audit.record(
+        actor, "reservation.created", library_id=place.library_id, patron_id=patron.pk,
+        patron_label=patron.display_name, reservation_id=reservation.pk, center_id=place.pk, state=state.value,
+        starts_at=reservation.starts_at.isoformat(), ends_at=reservation.ends_at.isoformat(),
+        overridden=overridden, series_id=series.pk if series else None,
+    )  # fmt: skip
     return reservation
 
 
@@ -730,6 +795,9 @@ def cancel_reservation(*, actor: audit.Actor, reservation: Reservation, comment:
     note = _text(comment, "comment", COMMENT_MAX)
     with transaction.atomic():
         reservation = _lock_reservation(reservation)
+        if reservation.series_id is not None and reservation.starts_at <= clock.now():
+            # A series' past occurrences are frozen, so "cancel the rest" never rewrites history.
+            raise Conflict("This occurrence has started and is kept as it is.", code="occurrence_in_past")
         _move(actor, reservation, Step.CANCEL, note)
     return reservation
 
@@ -743,6 +811,7 @@ _NUMBERS = {
     "series_horizon_days": (1, 3 * 365, False),
     "series_max_occurrences": (1, 1_000, False),
     "no_show_minutes": (0, 7 * 24 * 60, False),
+    "overdue_grace_minutes": (0, 365 * 24 * 60, False),
 }
 _FLAGS = ("approval_required", "title_required", "desk_pickup", "signature_required")
 _TRUE = frozenset({"1", "true", "on", "yes"})
@@ -784,6 +853,13 @@ def save_center_policy(*, actor: audit.Actor, center: Branch, data: Mapping[str,
         else:
             policy.delivery_locations = names
             changed.append("delivery_locations")
+    if "overdue_fee" in data:
+        text = str(data["overdue_fee"] if data["overdue_fee"] is not None else "").strip()
+        try:
+            policy.overdue_fee = parse_amount(text, center.library.currency, field="overdue_fee") if text else None
+            changed.append("overdue_fee")
+        except FieldError as exc:
+            errors.update(exc.errors)
     if "open_hours" in data:
         try:
             rules.parse_open_hours(data["open_hours"])
@@ -799,3 +875,446 @@ def save_center_policy(*, actor: audit.Actor, center: Branch, data: Mapping[str,
         actor, "center_policy.saved", library_id=center.library_id, center_id=center.pk, fields=sorted(changed)
     )
     return policy
+
+
+# --- repeats -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OccurrenceConflict:
+    """An occurrence of a series that was not booked: why, and per line a free resource to take instead."""
+
+    index: int
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    reasons: list[dict[str, str]]
+    substitutes: dict[int, Resource]
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    series: ReservationSeries
+    booked: list[Reservation]
+    conflicts: list[OccurrenceConflict]
+
+
+def clean_repeat(raw: Mapping[str, Any] | rules.Repeat) -> rules.Repeat:
+    """A repeat rule from a request: ``frequency``, ``interval``, ``weekdays``, ``month_day`` (1-31 or
+    "last"), ``week_of_month`` (1-5 or "last"), ``until`` (a date) and/or ``count``."""
+    if isinstance(raw, rules.Repeat):
+        repeat = raw
+    else:
+        errors: dict[str, list[str]] = {}
+
+        def number(name: str, *, last: bool = False) -> int | None:
+            value = raw.get(name)
+            if value in (None, ""):
+                return None
+            text = str(value).strip().lower()
+            if last and text == "last":
+                return rules.LAST
+            if text.lstrip("-").isdigit():
+                return int(text)
+            errors[f"repeat.{name}"] = ["Enter a whole number" + (' or "last".' if last else ".")]
+            return None
+
+        frequency = str(raw.get("frequency") or "").strip().lower()
+        if frequency not in rules.Frequency.__members__.values():
+            errors["repeat.frequency"] = [f"Choose how it repeats: {', '.join(f.value for f in rules.Frequency)}."]
+        weekdays = raw.get("weekdays") or ()
+        if isinstance(weekdays, str):
+            weekdays = [d for d in weekdays.replace(",", " ").split() if d]
+        until: dt.date | None = None
+        if raw.get("until") not in (None, ""):
+            value = raw["until"]
+            try:
+                until = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value).strip())
+            except ValueError:
+                errors["repeat.until"] = ["Give the last date such as 2027-12-31."]
+        values = {
+            "interval": number("interval") or 1,
+            "month_day": number("month_day", last=True),
+            "week_of_month": number("week_of_month", last=True),
+            "count": number("count"),
+        }
+        if errors:
+            raise ValidationFailed(errors)
+        repeat = rules.Repeat(
+            frequency=rules.Frequency(frequency),
+            weekdays=tuple(str(d).strip().lower()[:3] for d in weekdays),
+            until=until,
+            **values,  # type: ignore[arg-type]
+        )
+    problems = rules.repeat_errors(repeat)
+    if problems:
+        raise ValidationFailed({f"repeat.{k}": [v] for k, v in problems.items()})
+    return repeat
+
+
+def create_series(
+    *,
+    actor: audit.Actor,
+    patron: Patron,
+    center: Branch | int | str,
+    starts_at: dt.datetime | str,
+    ends_at: dt.datetime | str,
+    repeat: Mapping[str, Any] | rules.Repeat,
+    lines: Iterable[Mapping[str, Any] | LineRequest],
+    title: str = "",
+    note: str = "",
+    pickup_option: str = Reservation.PickupOption.DESK,
+    delivery_location: str = "",
+    channel: str = Reservation.Channel.STAFF,
+    override_comment: str | None = None,
+    all_or_nothing: bool = False,
+) -> SeriesResult:
+    """Book a repeating reservation: one independent reservation per occurrence, in one transaction.
+
+    ``starts_at``/``ends_at`` are the first occurrence; the rule runs on the center's wall clock. Refused
+    whole when the series breaks the center's caps or a rule that is the same for every occurrence
+    (quota counting every occurrence, standing, title, pickup, signature). Otherwise every free
+    occurrence is booked and every other one reported with its reasons and, per line, a free resource of
+    the same type to take instead; with ``all_or_nothing`` one conflict refuses them all. Nothing at all
+    is booked when no occurrence is free.
+    """
+    place = _center(patron, center)
+    values = _clean_details(
+        place, starts_at=starts_at, ends_at=ends_at, title=title, note=note,
+        pickup_option=pickup_option, delivery_location=delivery_location,
+    )  # fmt: skip
+    if channel not in Reservation.Channel.values:
+        raise FieldError("channel", f"Unknown channel; use {', '.join(Reservation.Channel.values)}.")
+    rule = clean_repeat(repeat)
+    wanted = clean_lines(place.library, lines)
+    comment = _may_override(actor, place.library_id, override_comment)
+    zone = ZoneInfo(place.library.time_zone)
+    first = values["starts_at"].astimezone(zone).replace(tzinfo=None)
+    length = values["ends_at"].astimezone(zone).replace(tzinfo=None) - first
+    portal = channel == Reservation.Channel.PORTAL
+    with transaction.atomic():
+        patron = _lock_patron(patron)
+        now = clock.now()
+        policy = queries.policy_for(place)
+        spans = rules.expand(rule, first, length, place.library.time_zone, limit=policy.series_max_occurrences + 1)
+        if not spans:
+            raise FieldError("repeat", "The rule gives no dates before it ends; check the days and the end.")
+        # Series-wide rules, the quota counting every occurrence, before anything is written.
+        request = rules.Request(
+            starts_at=spans[0][0], ends_at=spans[0][1], now=now, time_zone=place.library.time_zone,
+            title=values["title"], pickup_option=values["pickup_option"],
+            delivery_location=values["delivery_location"],
+            open_reservations=queries.open_reservation_count(patron.pk, place.pk),
+            signature_on_file=patron.signature_on_file, new_reservations=len(spans),
+        )  # fmt: skip
+        general = rules.series_reasons(policy, spans, now, asked=rule.count)
+        general += [r for r in rules.request_reasons(policy, request) if r.code in rules.SERIES_WIDE]
+        general += _standing_reasons(patron, place, now, portal=portal)
+        overridden_all = _settle(general, comment, "The series cannot be booked")
+        parts = catalog.with_parts([line.resource for line in wanted if line.resource is not None])
+        plans = [_plan(wanted, start, end, parts) for start, end in spans]
+        type_ids = sorted({h.resource_type.pk for plan in plans for h in plan})
+        _lock_types(type_ids)
+        # One read of everything booked over the series' window, under the locks; see _Known.
+        window = (min(h.blocked_from for p in plans for h in p), max(h.blocked_until for p in plans for h in p))
+        elsewhere = [h.resource.pk for h in plans[0] if h.resource is not None and h.resource.center_id != place.pk]
+        known = _Known(
+            queries.bookings(start=window[0], end=window[1], center_id=place.pk, type_ids=type_ids)
+            + (queries.bookings(start=window[0], end=window[1], resource_ids=elsewhere) if elsewhere else []),
+            catalog.center_units(place.pk, type_ids),
+        )
+        cache: dict[Any, Any] = {}
+        series = ReservationSeries.objects.create(
+            library_id=place.library_id, center=place, patron=patron, rule=rule.rrule_text(), created_at=now,
+            created_by=actor.account,
+        )  # fmt: skip
+        state = State.PENDING_APPROVAL if portal and policy.approval_required else State.RESERVED
+        per_occurrence = rules.Policy(**{**vars(policy), "max_open_reservations": None})
+        accepted: list[tuple[dict[str, Any], list[_Hold], list[str]]] = []
+        conflicts: list[OccurrenceConflict] = []
+        for index, ((start, end), holds) in enumerate(zip(spans, plans, strict=True)):
+            occurrence = {**values, "starts_at": start, "ends_at": end}
+            request = rules.Request(**{**vars(request), "starts_at": start, "ends_at": end, "new_reservations": 1})
+            reasons = [r for r in rules.request_reasons(per_occurrence, request) if r.code not in rules.SERIES_WIDE]
+            items = _item_reasons(holds, place, patron, start, portal=portal, cache=cache)
+            not_lent = _lent_elsewhere(items)
+            reasons += items
+            free = [h for h in holds if h.resource is not None or h.resource_type.pk not in not_lent]
+            reasons += _availability_reasons(free, place, start, end, None, known)
+            overridable = bool(comment) and all(r.overridable for r in reasons)
+            if reasons and not overridable:
+                conflicts.append(
+                    OccurrenceConflict(
+                        index, start, end,
+                        [{**r.as_dict(), "overridable": "true" if r.overridable else "false"} for r in reasons],
+                        _substitutes(place, wanted, reasons, start, end),
+                    )
+                )  # fmt: skip
+                continue
+            accepted.append((occurrence, holds, sorted(set(overridden_all) | {str(r.code) for r in reasons})))
+            # Later occurrences see this one's rows (a series never double-books itself).
+            known.busy += [
+                queries.Booking(
+                    -1, h.resource.pk if h.resource else None, h.resource_type.pk, h.quantity, h.blocked_from,
+                    h.blocked_until, start, end,
+                )
+                for h in holds
+            ]  # fmt: skip
+        if conflicts and (all_or_nothing or not accepted):
+            raise Refused(
+                f"The series cannot be booked: {len(conflicts)} of {len(spans)} occurrence(s) are not free.",
+                [
+                    {
+                        **reason,
+                        "occurrence": str(conflict.index),
+                        "starts_at": conflict.starts_at.isoformat(),
+                        **{f"substitute.{line}": str(r.pk) for line, r in conflict.substitutes.items()},
+                    }
+                    for conflict in conflicts
+                    for reason in conflict.reasons
+                ],
+            )
+        booked = _insert_many(actor, place, patron, state, channel, comment, now, accepted, wanted, series)
+        audit.record(
+            actor, "reservation_series.created", library_id=place.library_id, patron_id=patron.pk,
+            patron_label=patron.display_name, series_id=series.pk, rule=series.rule,
+            reservation_ids=[r.pk for r in booked], conflicts=[c.starts_at.isoformat() for c in conflicts],
+        )  # fmt: skip
+    return SeriesResult(series, booked, conflicts)
+
+
+def _insert_many(
+    actor: audit.Actor,
+    place: Branch,
+    patron: Patron,
+    state: State,
+    channel: str,
+    comment: str,
+    now: dt.datetime,
+    accepted: Sequence[tuple[Mapping[str, Any], Sequence[_Hold], list[str]]],
+    wanted: Sequence[LineRequest],
+    series: ReservationSeries,
+) -> list[Reservation]:
+    """Write a series' occurrences in a few statements (one per table), as ``_insert`` does for one.
+    The series' one audit event lists them."""
+    made = Reservation.objects.bulk_create(
+        Reservation(
+            library_id=place.library_id, center=place, patron=patron, state=state, operator=actor.account,
+            operator_label=actor.label[:150], channel=channel, override_comment=comment if overridden else "",
+            overridden=overridden, created_at=now, updated_at=now, series=series, **values,
+        )
+        for values, _, overridden in accepted
+    )  # fmt: skip
+    lines = ReservationLine.objects.bulk_create(
+        ReservationLine(reservation=r, resource=w.resource, resource_type=w.resource_type, quantity=w.quantity)
+        for r in made
+        for w in wanted
+    )
+    rows = [
+        Occupancy(
+            reservation=reservation, line=lines[i * len(wanted) + h.line], resource=h.resource,
+            resource_type=h.resource_type, center_id=place.pk, quantity=h.quantity, blocked_from=h.blocked_from,
+            blocked_until=h.blocked_until, active=True,
+        )
+        for i, (reservation, (_, holds, _)) in enumerate(zip(made, accepted, strict=True))
+        for h in holds
+    ]  # fmt: skip
+    try:
+        with transaction.atomic():
+            Occupancy.objects.bulk_create(rows)
+    except IntegrityError:
+        # As in _write_holds: unreachable under the type locks, a guard for every other path.
+        raise Conflict(
+            "A resource was booked for one of these times a moment ago; try again.", code="resource_booked"
+        ) from None
+    ReservationEvent.objects.bulk_create(
+        ReservationEvent(
+            reservation=r, from_state="", to_state=state, at=now, by=actor.account, by_label=actor.label[:150],
+            channel=actor.channel, comment=comment if overridden else "",
+        )
+        for r, (_, _, overridden) in zip(made, accepted, strict=True)
+    )  # fmt: skip
+    return made
+
+
+_TAKEN = frozenset({Code.RESOURCE_BOOKED, Code.RESOURCE_BUFFER, Code.RESOURCE_OUT_OF_SERVICE})
+
+
+def _substitutes(
+    place: Branch, wanted: Sequence[LineRequest], reasons: Sequence[Reason], start: dt.datetime, end: dt.datetime
+) -> dict[int, Resource]:
+    """For each specific line whose resource is taken, a free resource of the same type at the center."""
+    taken_lines = {int(r.details["line"]) for r in reasons if r.code in _TAKEN and "line" in r.details}
+    taken_ids = {int(r.details["resource_id"]) for r in reasons if r.code in _TAKEN and "resource_id" in r.details}
+    taken_lines |= {i for i, line in enumerate(wanted) if line.resource is not None and line.resource.pk in taken_ids}
+    in_request = {line.resource.pk for line in wanted if line.resource is not None}
+    found: dict[int, Resource] = {}
+    for index in sorted(taken_lines):
+        resource = wanted[index].resource
+        if resource is None or resource.center_id != place.pk:
+            continue
+        used = in_request | {r.pk for r in found.values()}
+        free = queries.free_resources(place, resource.resource_type, start, end)
+        choice = next((r for r in free if r.pk not in used and not r.parts.exists()), None)
+        if choice is not None:
+            found[index] = choice
+    return found
+
+
+def cancel_series(*, actor: audit.Actor, from_occurrence: Reservation, comment: str = "") -> list[Reservation]:
+    """Cancel this occurrence and the rest of its series ("this and the following").
+
+    Occurrences that have started are frozen and left as they are; so are ones already cancelled,
+    rejected or checked out. Returns the occurrences cancelled.
+    """
+    note = _text(comment, "comment", COMMENT_MAX)
+    with transaction.atomic():
+        occurrence = _lock_reservation(from_occurrence)
+        if occurrence.series_id is None:
+            raise Conflict("This reservation is not part of a series; cancel it on its own.", code="not_in_series")
+        now = clock.now()
+        if occurrence.starts_at <= now:
+            raise Conflict(
+                "This occurrence has started and is kept as it is; cancel from a later occurrence.",
+                code="occurrence_in_past",
+            )
+        cancellable = [s.value for s in (State.PENDING_APPROVAL, State.RESERVED)]
+        rest = list(
+            Reservation.objects.select_for_update(of=("self",))
+            .select_related("patron")
+            .filter(series_id=occurrence.series_id, starts_at__gte=occurrence.starts_at, state__in=cancellable)
+            .order_by("starts_at", "pk")
+        )
+        for reservation in rest:
+            _move(actor, reservation, Step.CANCEL, note or "Cancelled with the rest of the series.")
+    return rest
+
+
+# --- the desk: steps the circulation app takes, under its transaction -----------------------------------
+
+
+def lock_reservation(reservation: Reservation | int) -> Reservation:
+    """Lock a reservation's row for a desk step; the caller's transaction holds it."""
+    return _lock_reservation(reservation)
+
+
+def require_step(reservation: Reservation, step: Step) -> State:
+    """Where ``step`` leads, or ``Conflict`` (``transition_not_allowed``) when the table does not allow it."""
+    return _target(reservation, step)
+
+
+def take_step(*, actor: audit.Actor, reservation: Reservation, step: Step, comment: str = "") -> str:
+    """Apply one row of the transition table to a reservation the caller has locked; returns the old state."""
+    return _move(actor, reservation, step, _text(comment, "comment", COMMENT_MAX))
+
+
+def assign_resources(*, reservation: Reservation, chosen: Mapping[int, Sequence[Resource]]) -> None:
+    """Give lines concrete resources at pickup: ``chosen`` maps a line's id to the resources handed out.
+
+    A "one of this type" line gets as many resources of exactly its type as it asked for; its type hold
+    becomes one row per resource. A specific line may get another resource of the same type (a
+    substitute). Checked under the type locks against everything else booked: a resource promised to
+    someone else for any part of the span is refused (``resource_booked``). The caller has locked the
+    reservation.
+    """
+    lines = {line.pk: line for line in reservation.lines.select_related("resource__resource_type", "resource_type")}
+    errors: dict[str, list[str]] = {}
+    changes: list[tuple[ReservationLine, list[Resource]]] = []
+    for line_id, resources in chosen.items():
+        line = lines[line_id]
+        kind = line.resource.resource_type if line.resource is not None else line.resource_type
+        assert kind is not None  # noqa: S101 - a line names one or the other
+        if line.resource is not None and [r.pk for r in resources] == [line.resource.pk]:
+            continue
+        field = f"lines.{line_id}"
+        if len(resources) != line.quantity:
+            errors[field] = [f"Hand out {line.quantity} {kind.name}; {len(resources)} scanned."]
+        elif any(r.resource_type_id != kind.pk or r.center_id != reservation.center_id for r in resources):
+            errors[field] = [f"Hand out {kind.name} from this center only."]
+        elif line.resource is not None and (line.resource.parts.exists() or resources[0].parts.exists()):
+            errors[field] = ["A kit cannot be swapped for another; check out the kit reserved."]
+        else:
+            changes.append((line, list(resources)))
+    if errors:
+        raise ValidationFailed(errors)
+    if not changes:
+        return
+    _lock_types({resources[0].resource_type_id for _, resources in changes})  # each line's own type, checked above
+    old = {
+        row.line_id: row for row in reservation.occupancies.filter(active=True, line_id__in=[c[0].pk for c in changes])
+    }
+    holds: list[_Hold] = []
+    for line, resources in changes:
+        row = old[line.pk]
+        for resource in resources:
+            holds.append(
+                _Hold(0, resource, resource.resource_type, 1, row.blocked_from, row.blocked_until, str(resource))
+            )
+    reasons = [
+        r
+        for r in _item_reasons(holds, reservation.center, reservation.patron, reservation.starts_at, portal=False)
+        if r.code == Code.RESOURCE_OUT_OF_SERVICE
+    ]
+    # Other reservations only: the rows being replaced belong to this one.
+    reasons += _availability_reasons(
+        holds, reservation.center, reservation.starts_at, reservation.ends_at, reservation.pk
+    )
+    if reasons:
+        raise Refused(
+            f"These resources cannot be handed out: {len(reasons)} reason(s).",
+            [{**r.as_dict(), "overridable": "false"} for r in reasons],
+        )
+    for line, resources in changes:
+        row = old[line.pk]
+        if line.resource is not None:
+            line.resource = resources[0]
+            line.save(update_fields=["resource"])
+        row.delete()
+        try:
+            with transaction.atomic():
+                Occupancy.objects.bulk_create(
+                    Occupancy(
+                        reservation=reservation, line=line, resource=r, resource_type_id=r.resource_type_id,
+                        center_id=reservation.center_id, quantity=1, blocked_from=row.blocked_from,
+                        blocked_until=row.blocked_until, active=True,
+                    )
+                    for r in resources
+                )  # fmt: skip
+        except IntegrityError:
+            raise Conflict(
+                "One of these resources was booked a moment ago; scan another.", code="resource_booked"
+            ) from None
+
+
+def release_resources(*, reservation: Reservation, resource_ids: Iterable[int]) -> None:
+    """Free resources returned early (a partial check-in): their rows stop blocking others at once."""
+    reservation.occupancies.filter(active=True, resource_id__in=list(resource_ids)).update(active=False)
+
+
+def release_no_shows(*, actor: audit.Actor, now: dt.datetime | None = None) -> list[int]:
+    """Mark reserved reservations not picked up within the center's ``no_show_minutes`` after their start
+    as no-shows, freeing their resources. Each in its own transaction under the reservation's lock and
+    checked again there, so two workers running at once release each reservation once."""
+    now = now or clock.now()
+    candidates = list(
+        Reservation.objects.filter(state=State.RESERVED, starts_at__lte=now).values_list("pk", "center_id", "starts_at")
+    )
+    policies = {row.center_id: queries.to_policy(row) for row in CenterPolicy.objects.filter(
+        center_id__in={c for _, c, _ in candidates}
+    )}  # fmt: skip
+    released = []
+    for pk, center_id, starts_at in candidates:
+        held = dt.timedelta(minutes=policies.get(center_id, rules.Policy()).no_show_minutes)
+        if now < starts_at + held:
+            continue
+        with transaction.atomic():
+            reservation = _lock_reservation(pk)
+            if reservation.state != State.RESERVED:
+                continue  # picked up, cancelled or released by another worker meanwhile
+            _move(
+                actor,
+                reservation,
+                Step.MARK_NO_SHOW,
+                f"Not picked up within {int(held.total_seconds() // 60)} minutes.",
+            )
+            released.append(pk)
+    return released

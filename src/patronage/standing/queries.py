@@ -18,6 +18,7 @@ from patronage.fines.models import Fee, Payment, Waiver
 from patronage.libraries.models import Library
 from patronage.patrons.models import Barcode, Patron, PatronType
 
+from . import facts
 from .rules import BlockFact, PatronFacts
 
 
@@ -32,6 +33,7 @@ def _sql() -> str:
         "waiver": Waiver._meta.db_table,
         "block": Block._meta.db_table,
     }
+    registered = "".join(f",\n               {sql}" for _, sql, _ in facts.expressions())
     return f"""
         SELECT p.status, p.expires_on, t.fine_limit, l.currency, l.time_zone,
                EXISTS (SELECT 1 FROM {t["barcode"]} b WHERE b.patron_id = p.id AND b.is_active),
@@ -39,7 +41,7 @@ def _sql() -> str:
                COALESCE((SELECT SUM(y.amount) FROM {t["payment"]} y WHERE y.patron_id = p.id), 0),
                COALESCE((SELECT SUM(w.amount) FROM {t["waiver"]} w WHERE w.patron_id = p.id), 0),
                EXISTS (SELECT 1 FROM {t["block"]} k WHERE k.patron_id = p.id AND k.lifted_at IS NULL
-                       AND (k.ends_at IS NULL OR k.ends_at > %s))
+                       AND (k.ends_at IS NULL OR k.ends_at > %s)){registered}
         FROM {t["patron"]} p
         JOIN {t["ptype"]} t ON t.id = p.patron_type_id
         JOIN {t["library"]} l ON l.id = p.library_id
@@ -64,11 +66,16 @@ def _to_date(value: object) -> dt.date:
 
 def facts_for(patron_id: int, now: dt.datetime) -> PatronFacts | None:
     with connection.cursor() as cursor:
-        cursor.execute(_sql(), [now, patron_id])
+        # In the database's own form (on SQLite a UTC text like the stored values), so that comparisons
+        # in raw SQL hold whatever zone ``now`` carries.
+        at = connection.ops.adapt_datetimefield_value(now)
+        extra = [at] * sum(n for _, _, n in facts.expressions())
+        cursor.execute(_sql(), [at, *extra, patron_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    status, expires_on, fine_limit, currency, time_zone, has_barcode, fees, paid, waived, blocked = row
+    status, expires_on, fine_limit, currency, time_zone, has_barcode, fees, paid, waived, blocked = row[:10]
+    registered = {name: value or 0 for (name, _, _), value in zip(facts.expressions(), row[10:], strict=True)}
     blocks: tuple[BlockFact, ...] = ()
     if blocked:
         blocks = tuple(
@@ -84,4 +91,6 @@ def facts_for(patron_id: int, now: dt.datetime) -> PatronFacts | None:
         fine_limit=_decimal(fine_limit),
         currency=currency,
         blocks=blocks,
+        overdue_owed=_decimal(registered["overdue_owed"]),
+        late_checkouts=int(registered["late_checkouts"]),
     )

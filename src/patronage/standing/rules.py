@@ -22,6 +22,12 @@ class Condition(StrEnum):
     RECORD_EXPIRED = "record_expired"
     RECORD_INACTIVE = "record_inactive"
     NO_ACTIVE_BARCODE = "no_active_barcode"
+    OVERDUE_INVOICE = "overdue_invoice"
+    LATE_RESOURCES = "late_resources"
+    # Judged per request by reservations and circulation (they depend on the center and the resource
+    # type asked for), never by ``conditions``; listed so every face renders one set of codes.
+    SIGNATURE_MISSING = "signature_missing"
+    NOT_AUTHORIZED_FOR_RESOURCE_TYPE = "not_authorized_for_resource_type"
 
 
 class Action(StrEnum):
@@ -45,6 +51,10 @@ FORBIDS: Mapping[Condition, frozenset[Action]] = {
     Condition.RECORD_EXPIRED: _BORROWING,
     Condition.RECORD_INACTIVE: frozenset(Action) - {Action.PAY},
     Condition.NO_ACTIVE_BARCODE: frozenset({Action.CHECK_OUT, Action.RENEW, Action.ILL_REQUEST}),
+    Condition.OVERDUE_INVOICE: _BORROWING,
+    Condition.LATE_RESOURCES: _BORROWING,
+    Condition.SIGNATURE_MISSING: _BORROWING,
+    Condition.NOT_AUTHORIZED_FOR_RESOURCE_TYPE: _BORROWING,
 }
 
 
@@ -68,6 +78,8 @@ class PatronFacts:
     fine_limit: Decimal
     currency: str
     blocks: tuple[BlockFact, ...] = ()
+    overdue_owed: Decimal = Decimal("0.00")  # still owed on circulation's overdue invoices
+    late_checkouts: int = 0  # checkouts past their end and not fully returned, at any center
 
 
 @dataclass(frozen=True)
@@ -173,6 +185,27 @@ def conditions(facts: PatronFacts) -> tuple[Reason, ...]:
                 f"Your library card expired on {facts.expires_on:%Y-%m-%d}.",
                 "Renew the record: staff set a new expiry date in the Membership section.",
                 {"expired_on": facts.expires_on.isoformat()},
+            )
+        )
+    if facts.overdue_owed > 0:
+        owed = _money(facts.overdue_owed, facts.currency)
+        found.append(
+            Reason(
+                Condition.OVERDUE_INVOICE,
+                f"Has an unpaid overdue invoice ({owed} still owed).",
+                f"You have an unpaid invoice for a late return ({owed}).",
+                f"Pay or waive the overdue invoice ({owed}) in the Debts section.",
+                {"owed": str(facts.overdue_owed), "currency": facts.currency},
+            )
+        )
+    if facts.late_checkouts:
+        found.append(
+            Reason(
+                Condition.LATE_RESOURCES,
+                f"Holds {facts.late_checkouts} late checkout(s) at a checkout center of this library.",
+                "You have borrowed resources that are past their return time.",
+                "Return the late resources at the checkout center's desk.",
+                {"late_checkouts": str(facts.late_checkouts)},
             )
         )
     if not facts.has_active_barcode:

@@ -98,7 +98,23 @@ def test_the_table_covers_every_condition_and_codes_are_stable() -> None:
         "record_expired",
         "record_inactive",
         "no_active_barcode",
+        "overdue_invoice",
+        "late_resources",
+        "signature_missing",
+        "not_authorized_for_resource_type",
     ]
+
+
+def test_overdue_invoices_and_late_resources_forbid_borrowing_but_not_signing_in_or_paying() -> None:
+    result = standing(replace(CLEAR, overdue_owed=Decimal("2.50"), late_checkouts=2))
+    assert result.codes == ["overdue_invoice", "late_resources"]
+    for action in (Action.RESERVE, Action.CHECK_OUT, Action.RENEW, Action.ILL_REQUEST):
+        assert result.decision(action).codes == ["overdue_invoice", "late_resources"]
+    for action in (Action.PORTAL_LOGIN, Action.PAY, Action.SELF_UPDATE):
+        assert result.decision(action).allowed
+    overdue, late = result.conditions
+    assert overdue.remedy == "Pay or waive the overdue invoice (2.50 USD) in the Debts section."
+    assert late.details == {"late_checkouts": "2"}
 
 
 @given(

@@ -1,0 +1,30 @@
+"""The lending jobs as background tasks (``patronage worker`` runs them from the database queue).
+
+A scheduler (cron, systemd timer) enqueues them every few minutes, or runs ``manage.py run_lending_jobs``
+directly. Each is idempotent, so an extra or overlapping run does no harm.
+"""
+
+from __future__ import annotations
+
+from django_tasks import task
+
+from . import services
+
+
+@task()
+def mark_late() -> list[int]:
+    return services.run_job("mark_late")
+
+
+@task()
+def invoice_overdue() -> list[int]:
+    return services.run_job("invoice_overdue")
+
+
+@task()
+def release_no_shows() -> list[int]:
+    return services.run_job("release_no_shows")
+
+
+# In the order a run takes them: a checkout is marked late before it is invoiced.
+ALL = (mark_late, invoice_overdue, release_no_shows)
