@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('fines', '0001_initial'),
         ('libraries', '0001_initial'),
-        ('patrons', '0003_search_prefix_indexes'),
+        ('patrons', '0001_initial'),
         ('reservations', '0003_series_and_overdue_rule'),
         ('resources', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
