@@ -1,7 +1,7 @@
 """The ``patronage`` command: a thin front for Django's management commands.
 
 patronage serve [--bind 127.0.0.1:8000] [--workers 2]   gunicorn with whitenoise
-patronage worker                                         the background task worker
+patronage worker                                         the background task worker and the jobs clock
 patronage import patrons FILE.csv [--keep-good-rows]     registrar/HR feed import
 patronage demo                                           load the demo library once
 patronage <any manage.py command>                        e.g. migrate, createsuperuser
@@ -26,6 +26,12 @@ def main(argv: list[str] | None = None) -> None:
         serve(rest)
         return
     if command == "worker":
+        import django
+
+        from patronage.ops import clock
+
+        django.setup()
+        clock.start()
         args = ["db_worker", *rest]
     elif command == "import":
         if not rest or rest[0] != "patrons":

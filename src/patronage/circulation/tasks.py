@@ -1,7 +1,7 @@
 """The lending jobs as background tasks (``patronage worker`` runs them from the database queue).
 
-A scheduler (cron, systemd timer) enqueues them every few minutes, or runs ``manage.py run_lending_jobs``
-directly. Each is idempotent, so an extra or overlapping run does no harm.
+The worker's clock (``patronage.ops.clock``) enqueues them every few minutes; a cron or systemd timer
+may do so instead, or run ``manage.py run_lending_jobs`` directly. Each is idempotent, so an extra or overlapping run does no harm.
 """
 
 from __future__ import annotations
