@@ -28,7 +28,12 @@ def test_the_interval_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_a_stopped_clock_ticks_once_and_ends(monkeypatch: pytest.MonkeyPatch) -> None:
     ticks: list[int] = []
-    monkeypatch.setattr(clock, "enqueue_periodic_jobs", lambda: ticks.append(1) or [])
+
+    def tick() -> list[str]:
+        ticks.append(1)
+        return []
+
+    monkeypatch.setattr(clock, "enqueue_periodic_jobs", tick)
     stop = threading.Event()
     stop.set()
     clock._run(3600, stop)
