@@ -4,14 +4,11 @@ without the permission 403) and every change goes through the domain services, a
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Value, When
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,22 +28,10 @@ from patronage.resources.access import center_for_staff, for_staff, resource_for
 from patronage.resources.models import Authorization, Resource, ResourceType
 
 from . import serializers as s
-from .views import COMMON_ERRORS, _body, _library_id, actor_of
+from .views import COMMON_ERRORS, _body, _library_id, actor_of, paged
 
 MANAGE = Permission.MANAGE_RESOURCES
 DESK = Permission.CHECK_OUT
-
-
-class LendingPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
-def _paged(view: APIView, request: Request, rows: QuerySet[Any], serializer: Any) -> Response:
-    paginator = LendingPagination()
-    page = paginator.paginate_queryset(rows, request, view=view)
-    return paginator.get_paginated_response(serializer(page, many=True).data)
 
 
 def _scope(request: Request, permission: Permission) -> list[int]:
@@ -63,16 +48,6 @@ def _int(request: Request, name: str) -> int | None:
     if not text.isdigit():
         raise FieldError(name, "Give a number (an id).")
     return int(text)
-
-
-def _instant(text: str, field: str, zone: str) -> dt.datetime:
-    try:
-        value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise FieldError(
-            field, "Give a date and time such as 2027-03-01T09:00 (the center's time) or with an offset."
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(zone))
 
 
 # --- resource types ---------------------------------------------------------------------------------------
@@ -161,7 +136,7 @@ class ResourceListView(APIView):
         if flag in {"true", "false"}:
             out = rows.filter(out_of_service_from__lte=clock.now())
             rows = rows.exclude(pk__in=out.values("pk")) if flag == "true" else out
-        return _paged(self, request, rows, s.ResourceSerializer)
+        return paged(self, request, rows, s.ResourceSerializer)
 
     @extend_schema(
         operation_id="resources_create", summary="Add a resource",
@@ -266,8 +241,8 @@ class AvailabilityView(APIView):
             raise FieldError("center", "Name the checkout center (its id).")
         place = center_for_staff(actor, center_id, DESK)
         zone = place.library.time_zone
-        starts = _instant(request.query_params.get("start", ""), "start", zone)
-        ends = _instant(request.query_params.get("end", ""), "end", zone)
+        starts = booking.parse_instant(request.query_params.get("start", ""), "start", zone)
+        ends = booking.parse_instant(request.query_params.get("end", ""), "end", zone)
         if ends <= starts:
             raise FieldError("end", "The end must be after the start.")
         body: dict[str, Any] = {"center": place.pk, "starts_at": starts, "ends_at": ends}
@@ -335,10 +310,10 @@ class ReservationListView(APIView):
             rows = rows.filter(state=state)
         for name, lookup in (("from", "ends_at__gt"), ("to", "starts_at__lt")):
             if request.query_params.get(name):
-                rows = rows.filter(**{lookup: _instant(request.query_params[name], name, "UTC")})
+                rows = rows.filter(**{lookup: booking.parse_instant(request.query_params[name], name, "UTC")})
         first = Case(When(state=State.PENDING_APPROVAL, then=Value(0)), default=Value(1), output_field=IntegerField())
         rows = rows.annotate(pending_first=first).order_by("pending_first", "starts_at", "id")
-        return _paged(self, request, rows.prefetch_related("lines", "events"), s.ReservationSerializer)
+        return paged(self, request, rows.prefetch_related("lines", "events"), s.ReservationSerializer)
 
     @extend_schema(
         operation_id="reservations_create", summary="Reserve resources for a patron",

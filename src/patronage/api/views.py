@@ -28,7 +28,6 @@ from patronage.libraries.models import Library
 from patronage.libraries.permissions import Permission
 from patronage.patrons import queries as patron_queries
 from patronage.patrons import services as patron_services
-from patronage.patrons import type_services
 from patronage.patrons.access import patron_for_staff, patrons_for_staff
 from patronage.patrons.models import Barcode, Patron, PatronType
 from patronage.privacy import export
@@ -79,10 +78,17 @@ def _with_details(patron: Patron) -> Patron:
     return loaded
 
 
-class PatronPagination(PageNumberPagination):
+class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+def paged(view: APIView, request: Request, rows: Any, serializer: Any) -> Response:
+    """One page of ``rows`` with count, next and previous links."""
+    paginator = Pagination()
+    page = paginator.paginate_queryset(rows, request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True).data)
 
 
 class MeView(APIView):
@@ -135,7 +141,7 @@ class PatronTypeListView(APIView):
         if "library" not in data:
             raise FieldError("library", "Name the library (id or code) the patron type belongs to.")
         library = Library.objects.get(pk=_library_id(request, data.pop("library"), Permission.CONFIGURE_LIBRARY))
-        saved = type_services.save_patron_type(actor=actor_of(request), library=library, patron_type=None, data=data)
+        saved = patron_services.save_patron_type(actor=actor_of(request), library=library, patron_type=None, data=data)
         return Response(s.PatronTypeSerializer(saved).data, status=status.HTTP_201_CREATED)
 
 
@@ -150,7 +156,7 @@ class PatronTypeDetailView(APIView):
         if found is None:
             raise NotFound("No such patron type at a library you configure.")
         data = _body(request, s.PatronTypeWriteSerializer)
-        saved = type_services.save_patron_type(
+        saved = patron_services.save_patron_type(
             actor=actor_of(request), library=found.library, patron_type=found, data=data
         )
         return Response(s.PatronTypeSerializer(saved).data)
@@ -182,9 +188,7 @@ class PatronListView(APIView):
         found = patron_queries.search_patrons(
             scope, request.query_params.get("q", ""), region=region, sort=request.query_params.get("sort", "name")
         ).prefetch_related(Prefetch("barcodes", queryset=Barcode.objects.filter(is_active=True)))
-        paginator = PatronPagination()
-        page = paginator.paginate_queryset(found, request, view=self)
-        return paginator.get_paginated_response(s.PatronSummarySerializer(page, many=True).data)
+        return paged(self, request, found, s.PatronSummarySerializer)
 
     @extend_schema(
         operation_id="patrons_create", summary="Register a patron", request=s.PatronCreateSerializer,

@@ -6,7 +6,7 @@ library's row first, so two administrators working at once cannot together leave
 an administrator: every such change is checked against the state it produces.
 
 Patron types are configured here too, but their service lives with the patron model
-(``patronage.patrons.type_services``): this layer may not import from the patron layer above it.
+(``patronage.patrons.services.save_patron_type``): this layer may not import from the patron layer above it.
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ from patronage.libraries import services as libraries
 from patronage.libraries.models import Branch, Library, Membership, Role
 from patronage.libraries.permissions import DEFAULT_ROLES
 from patronage.patrons import services as patrons
-from patronage.patrons import type_services
 from patronage.patrons.models import Patron, PatronType
 
 SEED = 20260115
@@ -281,7 +280,7 @@ class _Loader:
             libraries.save_branch(actor=self.actor, library=library, branch=None, data=data)
             self.summary.branches += 1
         for t in spec.types:
-            type_services.save_patron_type(
+            patrons.save_patron_type(
                 actor=self.actor, library=library, patron_type=None,
                 data={
                     "code": t.code, "name": t.name, "fine_limit": t.fine_limit, "expiry_months": t.expiry_months,

@@ -75,8 +75,8 @@ def _text(value: object, field: str, max_length: int, *, required: bool = False)
     return text
 
 
-def _instant(value: object, field: str, time_zone: str) -> dt.datetime:
-    """An instant from an aware datetime, an ISO text, or a wall-clock time at the center (naive)."""
+def parse_instant(value: object, field: str, time_zone: str) -> dt.datetime:
+    """An instant (UTC) from an aware datetime, an ISO text, or a wall-clock time at the center (naive)."""
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value.strip())
@@ -555,8 +555,8 @@ def _clean_details(place: Branch, **given: Any) -> dict[str, Any]:
     values: dict[str, Any] = {}
     zone = place.library.time_zone
     checks: dict[str, Callable[[Any], Any]] = {
-        "starts_at": lambda v: _instant(v, "starts_at", zone),
-        "ends_at": lambda v: _instant(v, "ends_at", zone),
+        "starts_at": lambda v: parse_instant(v, "starts_at", zone),
+        "ends_at": lambda v: parse_instant(v, "ends_at", zone),
         "title": lambda v: _text(v, "title", TITLE_MAX),
         "note_to_staff": lambda v: _text(v, "note", NOTE_MAX),
         "pickup_option": _pickup_option,

@@ -14,7 +14,7 @@ from django.urls import reverse
 from patronage.core.errors import NotFound
 from patronage.libraries import services as library_services
 from patronage.libraries.models import Branch
-from patronage.patrons import type_services
+from patronage.patrons import services as patron_services
 from patronage.patrons.models import PatronType
 
 from ... import fields
@@ -184,7 +184,7 @@ class PatronTypeFormView(FormPage):
     def post(self, request: HttpRequest, type_id: int | None = None) -> HttpResponse:
         patron_type = self.load()
         self.posted = read_post(request, specs.PATRON_TYPE)
-        saved = type_services.save_patron_type(
+        saved = patron_services.save_patron_type(
             actor=self.actor, library=self.enter(), patron_type=patron_type, data=self.posted
         )
         messages.success(request, f"Patron type {saved.name} {'saved' if patron_type else 'created'}.")

@@ -250,11 +250,11 @@ class _ReservationForm(LendingForm):
 
 
 def _instant(text: str, zone: Any) -> dt.datetime | None:
+    """The typed local time as an instant, or None when it is not one (the page says what to type)."""
     try:
-        value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
+        return booking.parse_instant(text, "when", str(zone))
+    except FieldError:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=zone)
 
 
 def free_alternatives(
