@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from patronage.core import audit
 from patronage.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from patronage.core.models import AuditEvent
+from patronage.core.values import flag
 
 from .access import permissions_by_library
 from .models import Branch, Library, Membership, Role, code_validator, validate_region
@@ -57,8 +58,6 @@ _UNSUPPORTED = {
 }
 CURRENCIES = _TWO_PLACES | _NO_PLACES
 
-TRUE_TEXTS = frozenset({"1", "true", "on", "yes"})
-
 
 # --- small checks shared by the services below -------------------------------------------------
 
@@ -89,13 +88,6 @@ def _text(errors: _Errors, data: Mapping[str, Any], field: str, *, max_length: i
     elif len(value) > max_length:
         errors.add(field, f"Keep this to at most {max_length} characters (it has {len(value)}).")
     return value
-
-
-def flag(value: object) -> bool:
-    """A checkbox or JSON boolean: an unticked checkbox is not sent at all."""
-    if isinstance(value, bool):
-        return value
-    return str(value or "").strip().lower() in TRUE_TEXTS
 
 
 def _code(errors: _Errors, data: Mapping[str, Any], field: str = "code") -> str:

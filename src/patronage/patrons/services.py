@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from patronage.core import audit, clock
 from patronage.core.errors import FieldError, NotFound, ValidationFailed
 from patronage.core.money import parse_amount
+from patronage.core.values import flag
 from patronage.libraries.models import Branch, Library
 
 from .models import Address, Barcode, Patron, PatronType, Phone
@@ -363,7 +364,6 @@ TYPE_TEXT_FIELDS = ("code", "name")
 TYPE_FLAGS = ("may_self_update", "may_use_ill")
 MAX_EXPIRY_MONTHS = 1200
 MAX_LOAN_LIMIT = 10_000
-TRUE_TEXTS = frozenset({"1", "true", "on", "yes"})
 
 
 def _whole_number(
@@ -412,7 +412,7 @@ def clean_patron_type(library: Library, patron_type: PatronType | None, data: Ma
     for name in TYPE_FLAGS:
         if name in data:
             value = data[name]
-            values[name] = value if isinstance(value, bool) else str(value or "").strip().lower() in TRUE_TEXTS
+            values[name] = flag(value)
     code = values.get("code")
     if code and "code" not in errors:
         taken = PatronType.objects.filter(library=library, code=code)

@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from patronage.core import audit, clock
 from patronage.core.errors import Conflict, FieldError, PermissionDenied, Refused, ValidationFailed
 from patronage.core.money import parse_amount
+from patronage.core.values import flag
 from patronage.libraries.access import has_permission
 from patronage.libraries.models import Branch, Library
 from patronage.libraries.permissions import Permission
@@ -814,7 +815,6 @@ _NUMBERS = {
     "overdue_grace_minutes": (0, 365 * 24 * 60, False),
 }
 _FLAGS = ("approval_required", "title_required", "desk_pickup", "signature_required")
-_TRUE = frozenset({"1", "true", "on", "yes"})
 
 
 @transaction.atomic
@@ -842,8 +842,7 @@ def save_center_policy(*, actor: audit.Actor, center: Branch, data: Mapping[str,
         setattr(policy, name, value)
     for name in _FLAGS:
         if name in data:
-            flag = data[name]
-            setattr(policy, name, flag if isinstance(flag, bool) else str(flag or "").strip().lower() in _TRUE)
+            setattr(policy, name, flag(data[name]))
             changed.append(name)
     if "delivery_locations" in data:
         raw = data["delivery_locations"] or []

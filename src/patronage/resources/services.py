@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 
 from patronage.core import audit, clock
 from patronage.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from patronage.core.values import flag
 from patronage.libraries.models import Branch, Library
 from patronage.patrons.models import Patron
 from patronage.patrons.validation import clean_model_fields
@@ -23,17 +24,12 @@ from . import queries, rules
 from .commitments import commitments
 from .models import Authorization, Resource, ResourceType
 
-TRUE_TEXTS = frozenset({"1", "true", "on", "yes"})
 MAX_BUFFER_MINUTES = 7 * 24 * 60
 IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 TYPE_TEXTS = ("name", "description")
 TYPE_FLAGS = ("requires_authorization", "visible_in_portal")
 TYPE_BUFFERS = ("buffer_before_minutes", "buffer_after_minutes")
 RESOURCE_TEXTS = ("name", "description", "condition_notes", "accessories")
-
-
-def _flag(value: object) -> bool:
-    return value if isinstance(value, bool) else str(value or "").strip().lower() in TRUE_TEXTS
 
 
 def _pk(value: object) -> int | None:
@@ -90,7 +86,7 @@ def clean_resource_type(
         errors.update(exc.errors)
     for name in TYPE_FLAGS:
         if name in data:
-            values[name] = _flag(data[name])
+            values[name] = flag(data[name])
     for name in TYPE_BUFFERS:
         if name in data:
             text = str(data[name] if data[name] is not None else "").strip() or "0"
