@@ -243,8 +243,7 @@ class AvailabilityView(APIView):
         zone = place.library.time_zone
         starts = booking.parse_instant(request.query_params.get("start", ""), "start", zone)
         ends = booking.parse_instant(request.query_params.get("end", ""), "end", zone)
-        if ends <= starts:
-            raise FieldError("end", "The end must be after the start.")
+        booking.check_span(starts, ends, end_field="end")
         body: dict[str, Any] = {"center": place.pk, "starts_at": starts, "ends_at": ends}
         kind_id = _int(request, "resource_type")
         if kind_id is not None:

@@ -97,6 +97,12 @@ def parse_instant(value: object, field: str, time_zone: str) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+def check_span(starts_at: dt.datetime, ends_at: dt.datetime, *, end_field: str = "ends_at") -> None:
+    """A time span asked about (availability) must end after it starts."""
+    if ends_at <= starts_at:
+        raise FieldError(end_field, "The end must be after the start.")
+
+
 def _pk(value: object) -> int | None:
     if hasattr(value, "pk"):
         value = value.pk

@@ -451,8 +451,11 @@ class AvailabilityView(LendingView):
                 errors[name] = ["Give a date and time such as 2027-05-04 10:00."]
             else:
                 span.append(instant)
-        if len(span) == 2 and span[1] <= span[0]:
-            errors["ends_at"] = ["The end must be after the start."]
+        if len(span) == 2:
+            try:
+                booking.check_span(*span)
+            except FieldError as exc:
+                errors.update(exc.errors)
         if errors or place is None:
             return {}
         starts, ends = span
