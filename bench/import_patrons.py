@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from patronage.core import clock
     from patronage.core.audit import Actor
-    from patronage.ops.importer import DEFAULT_BATCH, import_patrons
+    from patronage.patrons.importer import DEFAULT_BATCH, import_patrons
     from patronage.patrons.models import Barcode, Patron
 
     call_command("migrate", interactive=False, verbosity=0)

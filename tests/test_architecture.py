@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "patronage"
-FACES = ("staff", "api", "portal", "sip2", "ncip")
+FACES = ("staff", "api", "ops", "portal", "sip2", "ncip")
 DIRECT_LOAD = re.compile(r"\bPatron\.objects\b|\bPatron\._default_manager\b|get_object_or_404\(\s*Patron\b")
 
 

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from patronage.core.audit import Actor
 from patronage.core.errors import DomainError
-from patronage.ops.importer import import_patrons, library_for
+from patronage.patrons.importer import import_patrons, library_for
 
 
 class Command(BaseCommand):

@@ -12,8 +12,8 @@ from patronage.core import clock
 from patronage.core.audit import Actor
 from patronage.core.models import AuditEvent
 from patronage.libraries.models import Library
-from patronage.ops.importer import FileRefused, import_patrons
 from patronage.patrons import services
+from patronage.patrons.importer import FileRefused, import_patrons
 from patronage.patrons.models import Address, Barcode, Patron, Phone
 from tests.factories import SYSTEM, make_branch, make_library, make_patron, make_patron_type
 
