@@ -51,6 +51,11 @@ class CenterPolicy(models.Model):
     overdue_grace_minutes = models.PositiveIntegerField(
         default=0, help_text="How long after its end a late checkout is invoiced."
     )
+    portal_message = models.TextField(
+        blank=True, help_text="Shown on the portal dashboard; HTML, cleaned on save (images need alt text)."
+    )
+    problem_reports_enabled = models.BooleanField(default=True, help_text="Patrons may report a problem here.")
+    calendar_feed_enabled = models.BooleanField(default=True, help_text="Patrons may subscribe to a calendar feed.")
 
     def __str__(self) -> str:
         return f"Policy of {self.center_id}"
@@ -89,7 +94,9 @@ class Reservation(models.Model):
 
     library = models.ForeignKey(Library, on_delete=models.PROTECT, related_name="+")
     center = models.ForeignKey(Branch, on_delete=models.PROTECT, related_name="+")
-    patron = models.ForeignKey(Patron, on_delete=models.CASCADE, related_name="reservations")
+    # Nullable for anonymised history (circulation.retention); open reservations still refuse the patron's
+    # deletion through the privacy registry, so SET_NULL only ever reaches history.
+    patron = models.ForeignKey(Patron, null=True, blank=True, on_delete=models.SET_NULL, related_name="reservations")
     series = models.ForeignKey(
         ReservationSeries, null=True, blank=True, on_delete=models.CASCADE, related_name="occurrences"
     )

@@ -6,10 +6,14 @@ them to the sweep in ``rules``.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 from zoneinfo import ZoneInfo
+
+from django.db import connection
 
 from patronage.libraries.models import Branch
 from patronage.patrons.models import Patron
@@ -72,14 +76,10 @@ class Booking:
     quantity: int
     blocked_from: dt.datetime
     blocked_until: dt.datetime
-    starts_at: dt.datetime  # the reservation's own span, to tell "booked" from "in the buffer"
-    ends_at: dt.datetime
-
-
-_BOOKING_FIELDS = (
-    "reservation_id", "resource_id", "resource_type_id", "quantity", "blocked_from", "blocked_until",
-    "reservation__starts_at", "reservation__ends_at",
-)  # fmt: skip
+    # The reservation's own span, to tell "booked" from "in the buffer": filled by ``with_spans`` for the
+    # few rows that clash (reading it for every busy row cost more than the rest of the read).
+    starts_at: dt.datetime | None = None
+    ends_at: dt.datetime | None = None
 
 
 def bookings(
@@ -90,18 +90,213 @@ def bookings(
     type_ids: Iterable[int] | None = None,
     resource_ids: Iterable[int] | None = None,
     exclude: int | None = None,
+    beyond: tuple[dt.datetime, dt.datetime] | None = None,
+    within: Sequence[tuple[dt.datetime, dt.datetime]] = (),
 ) -> list[Booking]:
-    """Active occupancies overlapping ``[start, end)``, of some types at a center or of some resources."""
-    rows = Occupancy.objects.filter(active=True, blocked_from__lt=end, blocked_until__gt=start)
+    """Active occupancies overlapping ``[start, end)``, of some types at a center or of some resources.
+
+    ``beyond``: only rows that do not overlap that (smaller) window, read before. One raw statement: this
+    is the hot path of every availability question, and building it through the ORM cost more than
+    running it (docs/performance.md, the lending benchmark).
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    where = ["o.active", "o.blocked_from < %s", "o.blocked_until > %s"]
+    params: list[Any] = [adapt(end), adapt(start)]
+    if beyond is not None:
+        where.append("(o.blocked_from >= %s OR o.blocked_until <= %s)")
+        params += [adapt(beyond[1]), adapt(beyond[0])]
+    if within:
+        where.append("(" + " OR ".join(["(o.blocked_from < %s AND o.blocked_until > %s)"] * len(within)) + ")")
+        params += [adapt(v) for s, e in within for v in (e, s)]
     if center_id is not None:
-        rows = rows.filter(center_id=center_id)
-    if type_ids is not None:
-        rows = rows.filter(resource_type_id__in=list(type_ids))
-    if resource_ids is not None:
-        rows = rows.filter(resource_id__in=list(resource_ids))
+        where.append("o.center_id = %s")
+        params.append(center_id)
+    for column, wanted in (("o.resource_type_id", type_ids), ("o.resource_id", resource_ids)):
+        if wanted is not None:
+            ids = list(wanted)
+            if not ids:
+                return []
+            where.append(f"{column} IN ({', '.join(['%s'] * len(ids))})")
+            params += ids
     if exclude is not None:
-        rows = rows.exclude(reservation_id=exclude)
-    return [Booking(*row) for row in rows.values_list(*_BOOKING_FIELDS)]
+        where.append("o.reservation_id <> %s")
+        params.append(exclude)
+    if connection.vendor == "postgresql":
+        # Instants as epoch seconds: the driver turns a float into Python in C, a timestamp through a
+        # regular expression, and a series reads thousands of them (the lending benchmark).
+        columns = "EXTRACT(EPOCH FROM o.blocked_from)::float8, EXTRACT(EPOCH FROM o.blocked_until)::float8"
+        instant: Callable[[Any], dt.datetime] = _from_epoch
+    else:
+        columns, instant = "o.blocked_from, o.blocked_until", _instant
+    sql = (
+        f"SELECT o.reservation_id, o.resource_id, o.resource_type_id, o.quantity, {columns} "
+        f"FROM {Occupancy._meta.db_table} o WHERE {' AND '.join(where)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [Booking(r[0], r[1], r[2], r[3], instant(r[4]), instant(r[5])) for r in rows]
+
+
+def _from_epoch(seconds: float) -> dt.datetime:
+    # Rounded to the microsecond, so a stored instant comes back exactly (back-to-back ends stay equal).
+    return dt.datetime.fromtimestamp(round(seconds, 6), dt.UTC)
+
+
+def with_spans(clashes: Sequence[Booking]) -> list[Booking]:
+    """The clashing rows with their reservations' own spans; one statement for those still missing."""
+    missing = {b.reservation_id for b in clashes if b.starts_at is None}
+    spans: dict[int, tuple[dt.datetime | None, dt.datetime | None]] = dict.fromkeys(missing, (None, None))
+    if missing:
+        spans.update(
+            (pk, (s, e))
+            for pk, s, e in Reservation.objects.filter(pk__in=missing).values_list("pk", "starts_at", "ends_at")
+        )
+    return [
+        b
+        if b.starts_at is not None
+        else replace(b, starts_at=spans[b.reservation_id][0], ends_at=spans[b.reservation_id][1])
+        for b in clashes
+    ]
+
+
+def _instant(value: Any) -> dt.datetime:
+    """A timestamp from a raw cursor as an aware UTC datetime (SQLite hands back naive UTC ones)."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+# Widenings of the window before giving up (and refusing: never overpromise). Each costs one statement
+# and happens only when a type hold read sticks out of the window read so far.
+MAX_WIDENINGS = 8
+
+
+def _chains(
+    busy: Sequence[Booking], start: dt.datetime, end: dt.datetime
+) -> dict[int, tuple[dt.datetime, dt.datetime]]:
+    """Per type, the span of ``[start, end)`` with the chain of that type's holds touching it."""
+    holds: dict[int, list[tuple[dt.datetime, dt.datetime]]] = {}
+    for b in busy:
+        if b.resource_id is None:
+            holds.setdefault(b.resource_type_id, []).append((b.blocked_from, b.blocked_until))
+    return {kind: rules.chain_span(spans, start, end) for kind, spans in holds.items()}
+
+
+def bookings_closed(
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    center_id: int,
+    type_ids: Iterable[int],
+    exclude: int | None = None,
+) -> tuple[list[Booking], bool]:
+    """``bookings`` of some types at a center over ``[start, end)``, widened until, for each type, the
+    chain of its holds overlapping the span (holds overlapping it, holds overlapping those, …) lies inside
+    the window read: the units a hold can take depend on the holds it overlaps, and theirs. One statement,
+    plus one per widening; False when it stopped widening without closing (the caller refuses)."""
+    types = list(type_ids)
+    busy = bookings(start=start, end=end, center_id=center_id, type_ids=types, exclude=exclude)
+    low, high = start, end
+    for _ in range(MAX_WIDENINGS):
+        chains = _chains(busy, start, end).values()
+        wider = (min([low, *(s for s, _ in chains)]), max([high, *(e for _, e in chains)]))
+        if wider == (low, high):
+            return busy, True
+        busy += bookings(
+            start=wider[0], end=wider[1], center_id=center_id, type_ids=types, exclude=exclude, beyond=(low, high)
+        )
+        low, high = wider
+    return busy, False
+
+
+def bookings_within(
+    *, windows: Sequence[tuple[dt.datetime, dt.datetime]], center_id: int, type_ids: Iterable[int]
+) -> tuple[list[Booking], bool]:
+    """``bookings_closed`` for many short windows at once (a series' occurrences): the rows overlapping
+    any window, each window widened until the chains of holds touching it are read whole. One statement,
+    plus one per round of widening (reading only the new slices); rows far from every window stay unread."""
+    types = list(type_ids)
+    if not windows:
+        return [], True
+    seen: dict[tuple[int, int | None, dt.datetime], Booking] = {}
+    reach = {w: w for w in windows}  # what has been read around each window
+    slices = sorted(set(windows))
+    for _ in range(MAX_WIDENINGS + 1):
+        low, high = min(s for s, _ in slices), max(e for _, e in slices)
+        for b in bookings(start=low, end=high, center_id=center_id, type_ids=types, within=slices):
+            seen.setdefault((b.reservation_id, b.resource_id, b.blocked_from), b)
+        index = BusyIndex(list(seen.values()))
+        slices = []
+        for w, (lo, hi) in reach.items():
+            chains = _chains(index.close_in(*w), *w).values()
+            wider = (min([lo, *(a for a, _ in chains)]), max([hi, *(e for _, e in chains)]))
+            if wider[0] < lo:
+                slices.append((wider[0], lo))
+            if wider[1] > hi:
+                slices.append((hi, wider[1]))
+            reach[w] = wider
+        if not slices:
+            return list(seen.values()), True
+        slices = sorted(set(slices))
+    return list(seen.values()), False
+
+
+class BusyIndex:
+    """Busy rows read once for a long window (a series'), sorted by start, so each occurrence finds the
+    rows that matter to it by bisection instead of a pass over all of them."""
+
+    def __init__(self, rows: Sequence[Booking]) -> None:
+        self.rows = sorted(rows, key=lambda b: b.blocked_from)
+        self.starts = [b.blocked_from for b in self.rows]
+        self.longest = max((b.blocked_until - b.blocked_from for b in self.rows), default=dt.timedelta(0))
+        self.added: list[Booking] = []  # rows written meanwhile (a series' accepted occurrences)
+
+    def add(self, rows: Iterable[Booking]) -> None:
+        self.added += rows
+
+    def overlapping(self, start: dt.datetime, end: dt.datetime) -> list[Booking]:
+        first = bisect.bisect_left(self.starts, start - self.longest)
+        last = bisect.bisect_left(self.starts, end)
+        return [b for b in self.rows[first:last] if b.blocked_until > start] + [
+            b for b in self.added if b.blocked_from < end and b.blocked_until > start
+        ]
+
+    def close_in(self, start: dt.datetime, end: dt.datetime) -> list[Booking]:
+        """The rows that matter to ``[start, end)``: those overlapping it or the chain of their type's
+        holds touching it (as ``bookings_closed`` reads them)."""
+        low, high = start, end
+        while True:
+            near = self.overlapping(low, high)
+            chains = _chains(near, start, end).values()
+            wider = (min([low, *(s for s, _ in chains)]), max([high, *(e for _, e in chains)]))
+            if wider == (low, high):
+                return near
+            low, high = wider
+
+
+def unit_view(
+    type_id: int,
+    units: Iterable[tuple[int, int, dt.datetime | None]],
+    busy: Iterable[Booking],
+    extra: Iterable[tuple[int, tuple[dt.datetime, dt.datetime]]] = (),
+) -> tuple[list[rules.Unit], list[Interval]]:
+    """The units of one type (from ``center_units`` rows) with their specific bookings, and the type's
+    holds, as ``rules.assign_units`` takes them. ``extra``: new specific bookings (resource id, span)."""
+    mine = [(pk, out) for pk, kind, out in units if kind == type_id]
+    own: dict[int, list[tuple[dt.datetime, dt.datetime]]] = {pk: [] for pk, _ in mine}
+    holds: list[Interval] = []
+    for b in busy:
+        if b.resource_type_id != type_id:
+            continue
+        if b.resource_id is None:
+            holds.append(Interval(b.blocked_from, b.blocked_until, b.quantity))
+        elif b.resource_id in own:
+            own[b.resource_id].append((b.blocked_from, b.blocked_until))
+    for pk, blocked in extra:
+        if pk in own:
+            own[pk].append(blocked)
+    return [rules.Unit(pk, tuple(own[pk]), out) for pk, out in mine], holds
 
 
 def holders(resource_ids: Sequence[int], after: dt.datetime) -> dict[int, list[int]]:
@@ -130,33 +325,33 @@ def type_availability(
 ) -> TypeAvailability:
     """Which resources of a type are free at a center for a span (buffers included), and how many units.
 
-    Two statements: the type's resources at the center, and the busy intervals of the type there. A
-    resource is free when nothing blocks it and the type still has a unit left once the holds for "one of
-    this type" are counted.
+    Two statements (plus one per widening, see ``bookings_closed``): the type's resources at the center,
+    and the busy intervals of the type there. ``free_units`` is how many one hold could get with every
+    other hold still given one unit for its whole span; a resource is free when it can be booked on its
+    own with the same guarantee (``rules.unit_count_free`` / ``rules.units_free``).
     """
     start, end = rules.blocked_span(
         starts_at, ends_at, resource_type.buffer_before_minutes, resource_type.buffer_after_minutes
     )
-    units = [
-        r
-        for r in Resource.objects.filter(center=center, resource_type=resource_type).order_by("name", "identifier")
-        if in_service_until(r.out_of_service_from, end)
-    ]
-    in_service = {r.pk for r in units}
-    busy = bookings(start=start, end=end, center_id=center.pk, type_ids=[resource_type.pk])
-    counted = [
-        Interval(b.blocked_from, b.blocked_until, b.quantity)
-        for b in busy
-        if b.resource_id is None or b.resource_id in in_service
-    ]
-    free = rules.free_units(len(units), counted, start, end)
-    taken = {b.resource_id for b in busy if b.resource_id is not None}
+    resources = list(
+        Resource.objects.raw(
+            f"SELECT * FROM {Resource._meta.db_table} WHERE center_id = %s AND resource_type_id = %s "
+            "ORDER BY name, identifier",
+            [center.pk, resource_type.pk],
+        )
+    )
+    busy, closed = bookings_closed(start=start, end=end, center_id=center.pk, type_ids=[resource_type.pk])
+    units, holds = unit_view(
+        resource_type.pk, [(r.pk, resource_type.pk, r.out_of_service_from) for r in resources], busy
+    )
+    free, free_list = rules.span_availability(units, holds, start, end) if closed else (0, [])
+    free_ids = set(free_list)
     return TypeAvailability(
         resource_type=resource_type,
         blocked_from=start,
         blocked_until=end,
         free_units=free,
-        free_resources=[r for r in units if r.pk not in taken] if free else [],
+        free_resources=[r for r in resources if r.pk in free_ids],
     )
 
 
@@ -171,28 +366,23 @@ def free_unit_count(center: Branch, resource_type: ResourceType, starts_at: dt.d
 
 
 def free_counts_by_type(center: Branch, starts_at: dt.datetime, ends_at: dt.datetime) -> dict[int, int]:
-    """Free units of every type the center lends, for an availability-first search. Three statements."""
+    """Free units of every type the center lends, for an availability-first search. Three statements
+    (plus one per widening, see ``bookings_closed``)."""
     types = list(ResourceType.objects.filter(centers=center))
-    units = Resource.objects.filter(center=center, resource_type__in=types).values_list(
-        "pk", "resource_type_id", "out_of_service_from"
+    units = list(
+        Resource.objects.filter(center=center, resource_type__in=types).values_list(
+            "pk", "resource_type_id", "out_of_service_from"
+        )
     )
     widest_before = max((t.buffer_before_minutes for t in types), default=0)
     widest_after = max((t.buffer_after_minutes for t in types), default=0)
     window = rules.blocked_span(starts_at, ends_at, widest_before, widest_after)
-    busy = bookings(start=window[0], end=window[1], center_id=center.pk, type_ids=[t.pk for t in types])
+    busy, closed = bookings_closed(start=window[0], end=window[1], center_id=center.pk, type_ids=[t.pk for t in types])
     result: dict[int, int] = {}
     for kind in types:
         start, end = rules.blocked_span(starts_at, ends_at, kind.buffer_before_minutes, kind.buffer_after_minutes)
-        in_service = {pk for pk, type_id, out in units if type_id == kind.pk and in_service_until(out, end)}
-        counted = [
-            Interval(b.blocked_from, b.blocked_until, b.quantity)
-            for b in busy
-            if b.resource_type_id == kind.pk
-            and b.blocked_from < end
-            and b.blocked_until > start
-            and (b.resource_id is None or b.resource_id in in_service)
-        ]
-        result[kind.pk] = rules.free_units(len(in_service), counted, start, end)
+        mine, holds = unit_view(kind.pk, units, busy)
+        result[kind.pk] = rules.unit_count_free(mine, holds, start, end) if closed else 0
     return result
 
 
@@ -236,7 +426,7 @@ def why_not(
         after = max(kind.buffer_after_minutes, kit.resource_type.buffer_after_minutes)
         spans[item.pk] = rules.blocked_span(starts_at, ends_at, before, after)
     window = (min(s for s, _ in spans.values()), max(e for _, e in spans.values()))
-    busy = bookings(start=window[0], end=window[1], center_id=center.pk, type_ids=list(types))
+    busy, closed = bookings_closed(start=window[0], end=window[1], center_id=center.pk, type_ids=list(types))
     for item in everything:
         label = str(item) if item is kit else f"{item}, part of {kit}"
         start, end = spans[item.pk]
@@ -262,15 +452,9 @@ def why_not(
     if not any(r.code in {Code.RESOURCE_BOOKED, Code.RESOURCE_BUFFER, Code.RESOURCE_OUT_OF_SERVICE} for r in found):
         units = catalog.center_units(center.pk, types)
         for type_id, kind in types.items():
-            new = [Interval(*spans[i.pk]) for i in everything if i.resource_type_id == type_id]
-            end = max(iv.end for iv in new)
-            in_service = {pk for pk, t, out in units if t == type_id and in_service_until(out, end)}
-            counted = [
-                Interval(b.blocked_from, b.blocked_until, b.quantity)
-                for b in busy
-                if b.resource_type_id == type_id and (b.resource_id is None or b.resource_id in in_service)
-            ]
-            if rules.peak_during(counted, new) > len(in_service):
+            new = [(i.pk, spans[i.pk]) for i in everything if i.resource_type_id == type_id]
+            mine, holds = unit_view(type_id, units, busy, new)
+            if not closed or not rules.holds_fit(mine, holds, [s for _, s in new]).ok:
                 found.append(
                     Reason(
                         Code.TYPE_UNITS_UNAVAILABLE,
@@ -286,6 +470,10 @@ def conflict_reason(
 ) -> Reason:
     """``resource_booked`` when the two bookings themselves overlap, ``resource_buffer`` when only a buffer does."""
     zone = ZoneInfo(time_zone)
+    if clash.starts_at is None or clash.ends_at is None:
+        clash = with_spans([clash])[0]
+    assert clash.starts_at is not None  # noqa: S101 - filled just above
+    assert clash.ends_at is not None  # noqa: S101 - filled just above
     other = f"{clash.starts_at.astimezone(zone):%Y-%m-%d %H:%M}-{clash.ends_at.astimezone(zone):%H:%M}"
     details = {"resource_id": str(resource_id)}
     if clash.starts_at < ends_at and clash.ends_at > starts_at:

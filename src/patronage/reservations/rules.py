@@ -7,6 +7,7 @@ released.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import re
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 # --- states and transitions -----------------------------------------------------------------------
@@ -420,6 +422,291 @@ def free_units(capacity: int, existing: Sequence[Interval], start: dt.datetime, 
     """How many more units fit for the whole of ``[start, end)``."""
     in_use = peak_during(existing, [Interval(start, end, 0)])
     return max(capacity - in_use, 0)
+
+
+# --- one unit for a hold's whole span -------------------------------------------------------------
+#
+# Counting units instant by instant is not enough: with two units, A booked 09-11 and B booked 11-13, a
+# hold for 10-12 never sees more than two units in use, yet no single unit is free from 10 to 12. A type
+# hold is only promised when every hold can be given one concrete unit for its whole blocked span, the
+# specific bookings staying on their own units. That is precolouring extension on an interval graph
+# (units are colours, specific bookings precoloured intervals), which is NP-complete in general, so the
+# search below is exact within a budget and refuses when the budget runs out: it never overpromises.
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One resource of a type at a center as the assignment sees it: its own bookings (blocked spans,
+    specific ones only) and when it goes out of service (it serves spans ending at or before then)."""
+
+    id: int
+    busy: tuple[tuple[dt.datetime, dt.datetime], ...] = ()
+    out_of_service_from: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The answer of ``assign_units``: per hold (its index) the units it gets, or None when the holds
+    cannot all be given units. ``decided`` is False when the search ran out of budget; the answer is
+    then None as well (refuse rather than overpromise)."""
+
+    assignment: Mapping[int, tuple[int, ...]] | None
+    decided: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.assignment is not None
+
+
+# Assignments tried before giving up. Real cases need one per unit of demand (the first, greedy, path)
+# or a few more; the budget only bounds adversarial ones.
+SEARCH_BUDGET = 20_000
+
+
+def components(holds: Sequence[Interval], touching: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[list[int]]:
+    """The indexes of the holds in each chain of overlapping holds that overlaps a span of ``touching``.
+
+    Holds in different chains never overlap, so their units can be chosen independently; a booking only
+    matters to the chains it overlaps.
+    """
+    order = sorted((i for i, h in enumerate(holds) if h.quantity > 0), key=lambda i: holds[i].start)
+    chains: list[tuple[dt.datetime, dt.datetime, list[int]]] = []
+    for i in order:
+        hold = holds[i]
+        if chains and hold.start < chains[-1][1]:
+            start, end, members = chains[-1]
+            members.append(i)
+            chains[-1] = (start, max(end, hold.end), members)
+        else:
+            chains.append((hold.start, hold.end, [i]))
+    return [members for start, end, members in chains if any(s < end and e > start for s, e in touching)]
+
+
+def chain_span(
+    holds: Iterable[tuple[dt.datetime, dt.datetime]], start: dt.datetime, end: dt.datetime
+) -> tuple[dt.datetime, dt.datetime]:
+    """The span covered by ``[start, end)`` and every hold chained to it through overlapping holds: the
+    holds whose units a booking in ``[start, end)`` can affect all lie inside it (see ``components``)."""
+    spans = sorted(holds)
+    low, high = start, end
+    grown = True
+    while grown:
+        grown = False
+        for s, e in spans:
+            if s >= high:
+                break
+            if e > low and (s < low or e > high):
+                low, high, grown = min(low, s), max(high, e), True
+    return low, high
+
+
+def assign_units(units: Sequence[Unit], holds: Sequence[Interval], *, budget: int = SEARCH_BUDGET) -> Fit:
+    """Give each hold ``quantity`` distinct units, each free (no own booking, in service) for the hold's
+    whole span and not given to an overlapping hold. Exact: a depth-first search over the holds in order
+    of start, trying first the unit whose next booking comes soonest after the hold (best fit; the
+    greedy answer is the first path), skipping units whose futures are identical. Half-open spans:
+    back-to-back fits.
+    """
+    jobs = sorted(
+        ((h.start, h.end, i) for i, h in enumerate(holds) for _ in range(h.quantity)), key=lambda j: (j[0], -j[2])
+    )
+    if not jobs:
+        return Fit({i: () for i in range(len(holds))})
+    horizon = max(j[1] for j in jobs)
+    blocks: list[list[tuple[dt.datetime, dt.datetime]]] = []
+    for unit in units:
+        spans = sorted(unit.busy)
+        if unit.out_of_service_from is not None and unit.out_of_service_from < horizon:
+            spans.append((unit.out_of_service_from, horizon))
+            spans.sort()
+        merged: list[tuple[dt.datetime, dt.datetime]] = []
+        for start, end in spans:
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        blocks.append(merged)
+    # A necessary condition, checked first: at no instant may more units be needed than are free.
+    level: dict[dt.datetime, list[int]] = defaultdict(lambda: [0, 0])
+    for start, end, _ in jobs:
+        level[start][0] += 1
+        level[end][0] -= 1
+        level[start][1] += 1
+        level[end][1] -= 1
+    for merged in blocks:
+        for start, end in merged:
+            level[start][0] += 1
+            level[end][0] -= 1
+    in_use = covered = 0
+    for instant in sorted(level):
+        in_use += level[instant][0]
+        covered += level[instant][1]
+        if covered > 0 and in_use > len(units):
+            return Fit(None)
+    ends = [[end for _, end in merged] for merged in blocks]
+    last_end: list[dt.datetime | None] = [None] * len(units)
+    chosen: list[int] = [-1] * len(jobs)
+
+    def candidates(index: int) -> list[int]:
+        start, end, hold = jobs[index]
+        same_hold_before = index > 0 and jobs[index - 1][2] == hold
+        floor = chosen[index - 1] if same_hold_before else -1
+        found: list[tuple[dt.datetime | None, float, int, int]] = []
+        futures: set[tuple[tuple[dt.datetime, dt.datetime], ...]] = set()
+        for u in range(len(units)):
+            previous = last_end[u]
+            if u <= floor or (previous is not None and previous > start):
+                continue
+            k = bisect.bisect_right(ends[u], start)
+            if k < len(blocks[u]) and blocks[u][k][0] < end:
+                continue
+            future = tuple(blocks[u][k:])
+            if future in futures:
+                continue  # another unit with the same bookings ahead is tried already
+            futures.add(future)
+            freed = -(previous - start).total_seconds() if previous is not None else float("inf")
+            found.append((blocks[u][k][0] if future else None, freed, u, 0))
+        # Soonest next booking first (None: free for good, last), then the unit freed most recently.
+        found.sort(key=lambda c: (c[0] is None, c[0] or start, c[1], c[2]))
+        return [c[2] for c in found]
+
+    # States known to fail: from job i on, with these units still busy (until when) and this unit floor,
+    # no assignment exists. Only busy units matter: a unit free at a job's start is free for every later
+    # job as far as earlier jobs go. Skipping a failed state again keeps the search from redoing the same
+    # dead end under every combination of unrelated earlier choices.
+    failed: set[tuple[Any, ...]] = set()
+
+    def state(index: int) -> tuple[Any, ...]:
+        start, _, hold = jobs[index]
+        floor = chosen[index - 1] if index > 0 and jobs[index - 1][2] == hold else -1
+        busy = tuple((u, e) for u, e in enumerate(last_end) if e is not None and e > start)
+        return (index, floor, busy)
+
+    stack: list[tuple[list[int], int, dt.datetime | None]] = []
+    keys: list[tuple[Any, ...]] = [state(0)]
+    tries = 0
+    index = 0
+    options = candidates(0)
+    position = 0
+    while True:
+        if position < len(options):
+            tries += 1
+            if tries > budget:
+                return Fit(None, decided=False)
+            u = options[position]
+            stack.append((options, position, last_end[u]))
+            chosen[index] = u
+            last_end[u] = jobs[index][1]
+            index += 1
+            if index == len(jobs):
+                break
+            key = state(index)
+            keys.append(key)
+            options, position = ([] if key in failed else candidates(index)), 0
+            continue
+        failed.add(keys.pop())
+        if not stack:
+            return Fit(None)
+        index -= 1
+        options, position, previous = stack.pop()
+        last_end[chosen[index]] = previous
+        chosen[index] = -1
+        position += 1
+    given: dict[int, list[int]] = {i: [] for i in range(len(holds))}
+    for (_, _, hold), u in zip(jobs, chosen, strict=True):
+        given[hold].append(units[u].id)
+    return Fit({i: tuple(ids) for i, ids in given.items()})
+
+
+def holds_fit(
+    units: Sequence[Unit],
+    holds: Sequence[Interval],
+    touching: Sequence[tuple[dt.datetime, dt.datetime]],
+    *,
+    budget: int = SEARCH_BUDGET,
+) -> Fit:
+    """Whether the chains of holds overlapping ``touching`` (the new bookings' spans) can all be given
+    units; the other chains are not this booking's business. The assignment covers those chains only."""
+    assignment: dict[int, tuple[int, ...]] = {}
+    for members in components(holds, touching):
+        fit = assign_units(units, [holds[i] for i in members], budget=budget)
+        if fit.assignment is None:
+            return fit
+        assignment.update({members[k]: ids for k, ids in fit.assignment.items()})
+    return Fit(assignment)
+
+
+def with_booking(units: Sequence[Unit], unit_id: int, span: tuple[dt.datetime, dt.datetime]) -> list[Unit]:
+    """The units with one more specific booking on ``unit_id``."""
+    return [Unit(u.id, (*u.busy, span), u.out_of_service_from) if u.id == unit_id else u for u in units]
+
+
+def free_for(unit: Unit, start: dt.datetime, end: dt.datetime) -> bool:
+    """Whether a unit's own bookings and service leave ``[start, end)`` free (holds aside)."""
+    if unit.out_of_service_from is not None and unit.out_of_service_from < end:
+        return False
+    return not any(s < end and e > start for s, e in unit.busy)
+
+
+# Tries per search when only telling staff what is free (counts, free resources, substitutes): a search
+# that runs out says "not free", so a display may show a unit too few, never one too many, and a page never
+# waits on a hard case. Booking itself decides with SEARCH_BUDGET.
+PROBE_BUDGET = 300
+
+
+def span_availability(
+    units: Sequence[Unit],
+    holds: Sequence[Interval],
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    count: bool = True,
+    budget: int = PROBE_BUDGET,
+) -> tuple[int, list[int]]:
+    """For ``[start, end)``: how many units one more hold could get (the largest quantity that still fits),
+    and which units could be booked on their own, every hold still keeping one unit throughout.
+
+    One search for the holds as they are; units their assignment leaves alone during the span are free
+    as they stand. Then one search per further unit a hold could give up by moving, and one per open unit
+    the holds use (it may be freed by moving them).
+    """
+    span = [(start, end)]
+    open_units = [u for u in units if free_for(u, start, end)]
+    if not open_units:
+        return 0, []
+    base = holds_fit(units, holds, span, budget=SEARCH_BUDGET)
+    if base.assignment is None:
+        return 0, []  # the holds here cannot all be given units as it is: promise nothing more
+    used = {
+        unit_id
+        for i, ids in base.assignment.items()
+        if holds[i].start < end and holds[i].end > start
+        for unit_id in ids
+    }
+    free_now = sum(1 for u in open_units if u.id not in used)
+    found = free_now
+    while (
+        count
+        and found < len(open_units)
+        and holds_fit(units, [*holds, Interval(start, end, found + 1)], span, budget=budget).ok
+    ):
+        found += 1
+    free = [
+        u.id
+        for u in open_units
+        if u.id not in used or holds_fit(with_booking(units, u.id, (start, end)), holds, span, budget=budget).ok
+    ]
+    return found, free
+
+
+def unit_count_free(units: Sequence[Unit], holds: Sequence[Interval], start: dt.datetime, end: dt.datetime) -> int:
+    """How many units one more hold for ``[start, end)`` could get: the largest quantity that still fits."""
+    return span_availability(units, holds, start, end)[0]
+
+
+def units_free(units: Sequence[Unit], holds: Sequence[Interval], start: dt.datetime, end: dt.datetime) -> list[int]:
+    """The units that could be booked on their own for ``[start, end)`` with every hold still given a unit."""
+    return span_availability(units, holds, start, end)[1]
 
 
 # --- repeats ----------------------------------------------------------------------------------------

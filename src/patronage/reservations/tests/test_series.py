@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from patronage.core import clock
-from patronage.core.errors import Conflict, Refused, ValidationFailed
+from patronage.core.errors import Conflict, FieldError, Refused, ValidationFailed
 from patronage.reservations import rules
 from patronage.reservations import services as reservations
 from patronage.reservations.models import Reservation, ReservationSeries
@@ -153,6 +153,23 @@ def test_each_conflicting_occurrence_is_reported_with_a_substitute_and_the_rest_
     assert [r["code"] for r in conflict.reasons] == ["resource_booked"]
     assert conflict.substitutes == {0: lab.spare}
     assert other.state == "reserved"
+
+
+@pytest.mark.django_db
+def test_a_conflicting_occurrence_booked_with_its_substitute_joins_the_series(lab) -> None:
+    book(lab, at(17, 11), at(17, 13), patron=make_patron(lab.library))
+    made = series(lab, {"frequency": "weekly", "count": 3})
+    [conflict] = made.conflicts
+
+    joined = book(lab, conflict.starts_at, conflict.ends_at, [{"resource": lab.spare.pk}], series=made.series)
+
+    assert joined.series_id == made.series.pk
+    cancelled = reservations.cancel_series(actor=SYSTEM, from_occurrence=made.booked[0])
+    assert joined.pk in {r.pk for r in cancelled}
+    stranger = make_patron(lab.library)
+    with pytest.raises(FieldError, match="same patron"):
+        book(lab, at(31, 10), at(31, 12), patron=stranger, series=made.series)
+    assert not Reservation.objects.filter(patron=stranger).exists()
 
 
 @pytest.mark.django_db
