@@ -26,5 +26,12 @@ class CirculationConfig(AppConfig):
             return []
 
         register_guard("circulation", open_checkouts)
+        from patronage.core import periodic
+
+        from . import tasks
+
+        # In the order a run takes them: a checkout is marked late before it is invoiced.
+        for order, job in enumerate(tasks.ALL, start=10):
+            periodic.register(job, order=order)
         register_fact("late_checkouts", queries.late_checkouts_sql)
         register_fact("overdue_owed", queries.overdue_owed_sql)

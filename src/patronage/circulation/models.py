@@ -28,7 +28,9 @@ class Checkout(models.Model):
     reservation = models.OneToOneField(Reservation, on_delete=models.PROTECT, related_name="checkout")
     library = models.ForeignKey(Library, on_delete=models.PROTECT, related_name="+")
     center = models.ForeignKey(Branch, on_delete=models.PROTECT, related_name="+")
-    patron = models.ForeignKey(Patron, on_delete=models.CASCADE, related_name="checkouts")
+    # NULL once anonymised (``retention``); open checkouts refuse the patron's deletion, so SET_NULL only
+    # ever reaches history.
+    patron = models.ForeignKey(Patron, null=True, blank=True, on_delete=models.SET_NULL, related_name="checkouts")
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
     checked_out_at = models.DateTimeField()
     checked_out_by = models.ForeignKey(
@@ -73,10 +75,14 @@ class CheckoutItem(models.Model):
 
 
 class OverdueInvoice(models.Model):
-    """The one overdue fee raised for a checkout. The unique checkout makes invoicing idempotent."""
+    """The one overdue fee raised for a checkout. The unique checkout makes invoicing idempotent.
+
+    ``fee`` is emptied when the checkout's history is anonymised (the fee belongs to the patron's ledger)
+    or the fee goes with a deleted patron; the row stays, so the checkout is never invoiced twice.
+    """
 
     checkout = models.OneToOneField(Checkout, on_delete=models.CASCADE, related_name="overdue_invoice")
-    fee = models.OneToOneField(Fee, on_delete=models.PROTECT, related_name="+")
+    fee = models.OneToOneField(Fee, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField()
 
     def __str__(self) -> str:

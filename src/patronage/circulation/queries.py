@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
 from patronage.fines.models import Fee, PaymentAllocation, Waiver
+from patronage.libraries.models import Branch
+from patronage.reservations.models import Reservation
+from patronage.reservations.rules import State
 
 from .models import Checkout, JobRun, OverdueInvoice
 
@@ -49,3 +57,129 @@ def late(center_id: int | None = None, *, now: dt.datetime) -> QuerySet[Checkout
 def job_runs() -> dict[str, JobRun]:
     """Each scheduled job's last run, for the staff pages."""
     return {run.name: run for run in JobRun.objects.all()}
+
+
+# --- the desk pages and the API ----------------------------------------------------------------------------
+
+JOB_NAMES = ("mark_late", "invoice_overdue", "release_no_shows")
+DEFAULT_JOBS_INTERVAL_SECONDS = 300  # ops/clock.py's default
+STALE_AFTER_INTERVALS = 3
+
+
+def jobs_interval_seconds() -> int:
+    """How often the worker's clock queues the jobs (``PATRONAGE_JOBS_INTERVAL_SECONDS``), for judging
+    whether they still run. The worker refuses a bad value at start; here a bad value, or 0 (the clock is
+    off and a timer queues the jobs at an interval we cannot know), counts as the default."""
+    text = os.environ.get("PATRONAGE_JOBS_INTERVAL_SECONDS", "").strip()
+    value = int(text) if text.isdigit() else 0
+    return value or DEFAULT_JOBS_INTERVAL_SECONDS
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One scheduled job as staff see it: when it last ran, what it did at their libraries, and whether
+    it has gone quiet for longer than three intervals (a stopped worker)."""
+
+    name: str
+    run: JobRun | None
+    touched_here: int
+    stale: bool
+    stale_after: dt.timedelta
+
+    @property
+    def last_finished_at(self) -> dt.datetime | None:
+        return self.run.last_finished_at if self.run else None
+
+
+def _touched(name: str, ids: Sequence[int], library_ids: Sequence[int]) -> int:
+    """How many of the rows a run touched belong to these libraries: a run's outcome spans every library
+    of the installation, and staff see only their own."""
+    if not ids:
+        return 0
+    rows: QuerySet[Checkout] | QuerySet[Fee] | QuerySet[Reservation]
+    if name == "invoice_overdue":
+        rows = Fee.objects.all()
+    elif name == "release_no_shows":
+        rows = Reservation.objects.all()
+    else:
+        rows = Checkout.objects.all()
+    return rows.filter(pk__in=list(ids), library_id__in=list(library_ids)).count()
+
+
+def job_statuses(library_ids: Sequence[int], *, now: dt.datetime) -> list[JobStatus]:
+    runs = job_runs()
+    stale_after = dt.timedelta(seconds=STALE_AFTER_INTERVALS * jobs_interval_seconds())
+    found = []
+    for name in JOB_NAMES:
+        run = runs.get(name)
+        finished = run.last_finished_at if run else None
+        ids = [int(i) for i in (run.last_outcome.get("ids", []) if run else []) if str(i).isdigit()]
+        found.append(
+            JobStatus(
+                name=name, run=run, touched_here=_touched(name, ids, library_ids),
+                stale=finished is None or now - finished > stale_after, stale_after=stale_after,
+            )
+        )  # fmt: skip
+    return found
+
+
+def _local_day(now: dt.datetime, time_zone: str) -> tuple[dt.datetime, dt.datetime]:
+    """Today in a time zone, as the instants [midnight, next midnight)."""
+    zone = ZoneInfo(time_zone)
+    day = now.astimezone(zone).date()
+    start = dt.datetime.combine(day, dt.time(), tzinfo=zone)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    return start, end
+
+
+@dataclass(frozen=True)
+class DeskDay:
+    pickups: list[Reservation]
+    returns: list[Checkout]
+    late: list[Checkout]
+    open: list[Checkout]
+
+
+DESK_ROWS = 200  # per list; a desk with more than this open at once pages through the API instead
+
+
+def desk_day(center: Branch, *, now: dt.datetime) -> DeskDay:
+    """What a checkout center's desk has to do today, in the library's time zone:
+
+    - pickups: reserved reservations starting before tomorrow and not yet ended (today's, and earlier ones
+      still startable), by start;
+    - returns: open checkouts due later today;
+    - late: checkouts past their end and not fully back (computed from ``due_at``, as standing does);
+    - open: every checkout not fully back, by due time.
+    """
+    _, tomorrow = _local_day(now, center.library.time_zone)
+    pickups = (
+        Reservation.objects.filter(center=center, state=State.RESERVED, starts_at__lt=tomorrow, ends_at__gt=now)
+        .select_related("patron")
+        .prefetch_related("lines__resource", "lines__resource_type")
+        .order_by("starts_at", "id")
+    )
+    out = (
+        Checkout.objects.filter(center=center, completed_at__isnull=True)
+        .select_related("patron", "reservation")
+        .prefetch_related("items__resource")
+        .order_by("due_at", "id")
+    )
+    return DeskDay(
+        pickups=list(pickups[:DESK_ROWS]),
+        returns=list(out.filter(due_at__gte=now, due_at__lt=tomorrow)[:DESK_ROWS]),
+        late=list(late(center.pk, now=now).select_related("patron").prefetch_related("items__resource")
+                  .order_by("due_at", "id")[:DESK_ROWS]),
+        open=list(out[:DESK_ROWS]),
+    )  # fmt: skip
+
+
+def overdue_fee(checkout: Checkout) -> tuple[Fee, Decimal] | None:
+    """The overdue invoice's fee raised for a checkout and what is still owed on it, if one was raised."""
+    invoice = OverdueInvoice.objects.filter(checkout=checkout).select_related("fee").first()
+    fee = invoice.fee if invoice is not None else None
+    if fee is None:  # never invoiced, or the fee went with anonymised history
+        return None
+    paid = PaymentAllocation.objects.filter(fee=fee).aggregate(total=Sum("amount"))["total"] or Decimal("0")
+    waived = Waiver.objects.filter(fee=fee).aggregate(total=Sum("amount"))["total"] or Decimal("0")
+    return fee, (fee.amount - paid - waived).quantize(Decimal("0.01"))

@@ -27,12 +27,13 @@ from patronage.libraries.permissions import Permission
 from patronage.patrons.models import Patron
 from patronage.reservations import queries as reservation_queries
 from patronage.reservations import services as reservations
-from patronage.reservations.models import Reservation, ReservationLine
+from patronage.reservations.models import Occupancy, Reservation, ReservationLine
 from patronage.reservations.rules import Step
-from patronage.resources.models import Resource
+from patronage.resources.models import Resource, ResourceType
 from patronage.standing import services as standing
 from patronage.standing.rules import Action
 
+from . import retention
 from .models import Checkout, CheckoutItem, JobRun, OverdueInvoice
 
 NOTE_MAX = 2000
@@ -131,6 +132,8 @@ def check_out(
             )
         if now >= reservation.ends_at:
             raise Conflict("This reservation has ended; make a new one.", code="reservation_ended")
+        if reservation.patron_id is None:  # only finished history is anonymised; never an open reservation
+            raise Conflict("This reservation no longer names a patron.", code="patron_gone")
         patron = Patron.objects.select_for_update().get(pk=reservation.patron_id)
         decision = standing.decide(patron, Action.CHECK_OUT, at=reservation.center, now=now)
         if decision.reasons and not comment:
@@ -249,6 +252,119 @@ def check_in(
     return checkout
 
 
+def renew(*, actor: audit.Actor, checkout: Checkout, now: dt.datetime | None = None) -> Checkout:
+    """Extend a checkout still out: due again one loan period from now.
+
+    The loan period is the checkout's own span (reservation start to end), capped by the center's
+    ``max_duration_minutes``. Refused with every reason when the patron's standing forbids ``renew``
+    (``Refused``), when everything is back (``checkout_completed``), when the new due time would not be
+    later (``renewal_not_later``), and when a resource still out is booked by someone else before the new
+    due time, buffers included (``resource_booked_after``). The reservation's end and its occupancy rows move
+    with the due time, under the type locks, so a booking made at the same moment cannot slip in between.
+    """
+    with transaction.atomic():
+        checkout = Checkout.objects.select_for_update().select_related("reservation").get(pk=checkout.pk)
+        if checkout.completed_at is not None:
+            raise Conflict("Everything in this checkout is back already.", code="checkout_completed")
+        reservation = reservations.lock_reservation(checkout.reservation_id)
+        when = now or clock.now()
+        if checkout.patron_id is None:
+            raise Conflict("This checkout's patron record is gone; it cannot be renewed.", code="patron_gone")
+        patron = Patron.objects.select_for_update().get(pk=checkout.patron_id)
+        decision = standing.decide(patron, Action.RENEW, at=reservation.center, now=when)
+        if decision.reasons:
+            raise Refused(
+                f"This checkout cannot be renewed: {len(decision.reasons)} reason(s).",
+                [{"code": r.code.value, "message": r.staff_message, "remedy": r.remedy} for r in decision.reasons],
+            )
+        period = reservation.ends_at - reservation.starts_at
+        limit = reservation_queries.policy_for(reservation.center_id).max_duration_minutes
+        if limit is not None:
+            period = min(period, dt.timedelta(minutes=limit))
+        new_due = when + period
+        if new_due <= checkout.due_at:
+            raise Conflict(
+                "Renewing now would not make it due any later; renew closer to the due time.", code="renewal_not_later"
+            )
+        items = [i for i in checkout.items.select_related("resource__resource_type") if i.returned_at is None]
+        types = {i.resource.resource_type_id: i.resource.resource_type for i in items}
+        list(ResourceType.objects.select_for_update().filter(pk__in=sorted(types)).order_by("pk").values("pk"))
+        rows = reservation.occupancies.filter(active=True, resource_id__in=[i.resource_id for i in items])
+        row_ids = list(rows.values_list("pk", flat=True))
+        # Our own rows would make our resources look busy: step aside, ask, and come back (or roll back).
+        Occupancy.objects.filter(pk__in=row_ids).update(active=False)
+        start = max(when, reservation.starts_at)
+        busy = [
+            i.resource.identifier
+            for i in items
+            if i.resource
+            not in reservation_queries.free_resources(
+                reservation.center, types[i.resource.resource_type_id], start, new_due
+            )
+        ]
+        if busy:
+            raise Conflict(
+                f"Cannot renew: {', '.join(busy)[:200]} is booked by someone else before {new_due:%Y-%m-%d %H:%M} "
+                "(UTC); return it by the due time.",
+                code="resource_booked_after",
+            )
+        try:
+            with transaction.atomic():
+                for row in Occupancy.objects.filter(pk__in=row_ids).select_related("resource_type"):
+                    row.blocked_until = new_due + dt.timedelta(minutes=row.resource_type.buffer_after_minutes)
+                    row.active = True
+                    row.save(update_fields=["blocked_until", "active"])
+        except IntegrityError:  # PostgreSQL's exclusion constraint: booked a moment ago
+            raise Conflict("One of these resources was booked a moment ago; return it by the due time.",
+                           code="resource_booked_after") from None  # fmt: skip
+        old_due = checkout.due_at
+        Reservation.objects.filter(pk=reservation.pk).update(ends_at=new_due)
+        checkout.due_at, checkout.state, checkout.late_since = new_due, Checkout.State.OPEN, None
+        checkout.save(update_fields=["due_at", "state", "late_since"])
+        audit.record(
+            actor, "checkout.renewed", library_id=checkout.library_id, patron_id=patron.pk,
+            patron_label=patron.display_name, checkout_id=checkout.pk, old_due=old_due.isoformat(),
+            new_due=new_due.isoformat(),
+        )  # fmt: skip
+    return checkout
+
+
+def copy_checkout(
+    *,
+    actor: audit.Actor,
+    checkout: Checkout,
+    starts_at: dt.datetime | str,
+    ends_at: dt.datetime | str,
+    channel: str = Reservation.Channel.STAFF,
+    override_comment: str | None = None,
+) -> Reservation:
+    """Book again what a completed checkout handed out: a new reservation for the same patron, center,
+    title, note and pickup, with one line per resource actually handed out (substitutes included, not
+    what was first reserved), for a new span. Every reservation rule applies (``create_reservation``);
+    a refusal lists every reason and writes nothing."""
+    checkout = Checkout.objects.select_related("reservation", "patron", "center").get(pk=checkout.pk)
+    if checkout.completed_at is None:
+        raise Conflict(
+            "Only a completed checkout can be copied; check everything in first.", code="checkout_not_completed"
+        )
+    source, patron = checkout.reservation, checkout.patron
+    if patron is None:  # anonymised history
+        raise Conflict("This checkout's patron is no longer on record.", code="patron_gone")
+    resource_ids = list(dict.fromkeys(checkout.items.order_by("id").values_list("resource_id", flat=True)))
+    with transaction.atomic():
+        made = reservations.create_reservation(
+            actor=actor, patron=patron, center=checkout.center, starts_at=starts_at, ends_at=ends_at,
+            lines=[{"resource": pk} for pk in resource_ids], title=source.title, note=source.note_to_staff,
+            pickup_option=source.pickup_option, delivery_location=source.delivery_location, channel=channel,
+            override_comment=override_comment,
+        )  # fmt: skip
+        audit.record(
+            actor, "checkout.copied", library_id=checkout.library_id, patron_id=patron.pk,
+            patron_label=patron.display_name, checkout_id=checkout.pk, reservation_id=made.pk,
+        )  # fmt: skip
+    return made
+
+
 def _parts(resource_id: int) -> list[int]:
     found: list[int] = []
     level = [resource_id]
@@ -293,7 +409,7 @@ def invoice_overdue(*, actor: audit.Actor, now: dt.datetime | None = None) -> li
     the grace time. Centers without an ``overdue_fee`` invoice nothing. Returns the new fees' ids."""
     now = now or clock.now()
     candidates = list(
-        Checkout.objects.filter(due_at__lt=now, overdue_invoice__isnull=True)
+        Checkout.objects.filter(due_at__lt=now, overdue_invoice__isnull=True, patron__isnull=False)
         .exclude(completed_at__isnull=False, completed_at__lte=F("due_at"))
         .values_list("pk", "center_id", "due_at", "completed_at")
     )
@@ -307,9 +423,12 @@ def invoice_overdue(*, actor: audit.Actor, now: dt.datetime | None = None) -> li
             continue
         try:
             with transaction.atomic():
-                checkout = Checkout.objects.select_for_update().select_related("patron", "center").get(pk=pk)
-                if OverdueInvoice.objects.filter(checkout=checkout).exists():
-                    continue  # another worker invoiced it meanwhile
+                # Only the checkout's row: its patron may be NULL (anonymised history), and add_fee locks the patron.
+                checkout = (
+                    Checkout.objects.select_for_update(of=("self",)).select_related("patron", "center").get(pk=pk)
+                )
+                if OverdueInvoice.objects.filter(checkout=checkout).exists() or checkout.patron is None:
+                    continue  # another worker invoiced it meanwhile, or its history was anonymised
                 zone = ZoneInfo(checkout.center.library.time_zone)
                 fee = fines.add_fee(
                     actor=actor, patron=checkout.patron, amount=policy.overdue_fee, kind=Fee.Kind.OVERDUE,
@@ -331,6 +450,7 @@ JOBS: dict[str, Callable[..., list[int]]] = {
     "mark_late": mark_late,
     "invoice_overdue": invoice_overdue,
     "release_no_shows": release_no_shows,
+    "anonymise_history": retention.anonymise_history,
 }
 
 

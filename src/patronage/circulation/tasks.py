@@ -26,5 +26,11 @@ def release_no_shows() -> list[int]:
     return services.run_job("release_no_shows")
 
 
-# In the order a run takes them: a checkout is marked late before it is invoiced.
-ALL = (mark_late, invoice_overdue, release_no_shows)
+@task()
+def anonymise_history() -> list[int]:
+    return services.run_job("anonymise_history")
+
+
+# In the order a run takes them: a checkout is marked late before it is invoiced, and history is
+# anonymised last, after the jobs that may still act on it.
+ALL = (mark_late, invoice_overdue, release_no_shows, anonymise_history)

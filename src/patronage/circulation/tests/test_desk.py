@@ -248,7 +248,9 @@ def test_the_command_runs_every_job_once_and_records_it(lab) -> None:
     with clock.frozen(at(10, 10)):
         call_command("run_lending_jobs", stdout=out)
     assert "mark_late: 0" in out.getvalue()
-    assert set(JobRun.objects.values_list("name", flat=True)) == {"mark_late", "invoice_overdue", "release_no_shows"}
+    assert set(JobRun.objects.values_list("name", flat=True)) == {
+        "mark_late", "invoice_overdue", "release_no_shows", "anonymise_history",
+    }  # fmt: skip
 
 
 # --- privacy ---------------------------------------------------------------------------------------------------
@@ -269,5 +271,5 @@ def test_open_checkouts_refuse_deletion_and_are_exported(lab) -> None:
 def test_the_command_can_queue_the_jobs_for_the_worker(lab) -> None:
     out = io.StringIO()
     call_command("run_lending_jobs", "--enqueue", stdout=out)
-    assert out.getvalue().count("queued") == 3
+    assert out.getvalue().count("queued") == 4
     assert not JobRun.objects.exists()  # nothing ran yet: the worker will

@@ -60,6 +60,15 @@ POLICY = (
         "Empty: no limit; a day left out is closed.",
     ),
     FieldSpec("no_show_minutes", "No-show after (minutes)", help="How long an uncollected reservation is held."),
+    FieldSpec(
+        "portal_message",
+        "Portal message",
+        kind="textarea",
+        help="Shown to patrons on the portal dashboard. HTML: paragraphs, lists, links, headings and images "
+        "from this site; every image needs alt text saying what it shows. Scripts and styles are removed.",
+    ),
+    FieldSpec("problem_reports_enabled", "Patrons may report a problem in the portal", kind="checkbox"),
+    FieldSpec("calendar_feed_enabled", "Patrons may subscribe to a calendar feed", kind="checkbox"),
 )
 
 GRANT = (
@@ -118,3 +127,52 @@ AVAILABILITY = (
     FieldSpec("resource_type", "Type", kind="select", help="Empty: free units of every type."),
     FieldSpec("resource", "Resource", kind="select", help="Why this one is not free, if it is not."),
 )
+
+# --- repeats (the "Repeats" fieldset of a new reservation) -------------------------------------------------
+
+REPEAT_FREQUENCIES = (
+    ("", "Does not repeat"),
+    ("daily", "Daily"),
+    ("weekly", "Weekly, on the days ticked below"),
+    ("monthly_date", "Monthly, on the start's date"),
+    ("monthly_weekday", "Monthly, on the Nth or last weekday"),
+)
+WEEKDAY_NAMES = (
+    ("mon", "Monday"),
+    ("tue", "Tuesday"),
+    ("wed", "Wednesday"),
+    ("thu", "Thursday"),
+    ("fri", "Friday"),
+    ("sat", "Saturday"),
+    ("sun", "Sunday"),
+)
+WEEK_OF_MONTH = (("1", "1st"), ("2", "2nd"), ("3", "3rd"), ("4", "4th"), ("5", "5th"), ("last", "Last"))
+
+REPEAT = (
+    FieldSpec("repeat.frequency", "Repeats", kind="select", choices=REPEAT_FREQUENCIES),
+    FieldSpec("repeat.interval", "Every", help="1 to 99 days, weeks or months; empty: every 1."),
+    FieldSpec(
+        "repeat.week_of_month",
+        "Which one (monthly on a weekday)",
+        kind="select",
+        choices=(("", "—"), *WEEK_OF_MONTH),
+        help='"5th" skips months without one; "last" is every month\'s last.',
+    ),
+    FieldSpec(
+        "repeat.month_weekday",
+        "Weekday (monthly on a weekday)",
+        kind="select",
+        choices=(("", "The start's weekday"), *WEEKDAY_NAMES),
+    ),
+    FieldSpec("repeat.until", "Until", kind="date", help="The last date, inclusive, e.g. 2027-12-31."),
+    FieldSpec("repeat.count", "Number of occurrences", help="The first included. Give this, a last date, or both."),
+    FieldSpec(
+        "all_or_nothing",
+        "Book none if any occurrence conflicts",
+        kind="checkbox",
+        help="Unticked: every free occurrence is booked and each conflicting one is listed with a substitute.",
+    ),
+)
+REPEAT_WEEKDAYS = "repeat.weekdays"
+
+CANCEL_SERIES = (FieldSpec("comment", "Comment", kind="textarea", help="Why; kept with each cancelled occurrence."),)

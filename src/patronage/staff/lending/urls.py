@@ -3,7 +3,7 @@ cross-library sweep (tests/test_library_isolation.py) fills them with another li
 
 from django.urls import URLPattern, URLResolver, path
 
-from .views import catalog, reservations
+from .views import catalog, desk, reservations, tickets
 
 app_name = "lending"
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -31,6 +31,19 @@ urlpatterns: list[URLPattern | URLResolver] = [
         reservations.ReservationStepView.as_view(step="cancel"),
         name="reservation-cancel",
     ),
+    path("centers/<int:center_id>/desk/", desk.DeskView.as_view(), name="desk"),
+    path("centers/<int:center_id>/walk-up/", desk.WalkUpView.as_view(), name="walk-up"),
+    path("reservations/<int:reservation_id>/checkout/", desk.CheckOutView.as_view(), name="reservation-checkout"),
+    path("checkouts/<int:checkout_id>/", desk.CheckoutView.as_view(), name="checkout"),
+    path("checkouts/<int:checkout_id>/checkin/", desk.CheckInView.as_view(), name="checkout-checkin"),
+    path("checkouts/<int:checkout_id>/copy/", desk.CopyView.as_view(), name="checkout-copy"),
+    path(
+        "reservations/<int:reservation_id>/cancel-series/",
+        reservations.SeriesCancelView.as_view(),
+        name="reservation-cancel-series",
+    ),
+    path("series/<int:series_id>/", reservations.SeriesDetailView.as_view(), name="series"),
+    path("series/<int:series_id>/substitute/", reservations.SeriesSubstituteView.as_view(), name="series-substitute"),
     path("types/", catalog.TypeListView.as_view(), name="types"),
     path("types/new/", catalog.TypeFormView.as_view(), name="type-new"),
     path("types/<int:resource_type_id>/", catalog.TypeFormView.as_view(), name="type-edit"),
@@ -44,4 +57,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
         catalog.RevokeAuthorizationView.as_view(),
         name="authorization-revoke",
     ),
+    path("tickets/", tickets.TicketListView.as_view(), name="tickets"),
+    path("tickets/<int:ticket_id>/", tickets.TicketView.as_view(), name="ticket"),
+    path("tickets/<int:ticket_id>/assign/", tickets.TicketActionView.as_view(action="assign"), name="ticket-assign"),
+    path("tickets/<int:ticket_id>/state/", tickets.TicketActionView.as_view(action="state"), name="ticket-state"),
+    path("tickets/<int:ticket_id>/comment/", tickets.TicketActionView.as_view(action="comment"), name="ticket-comment"),
 ]

@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 
 from patronage.blocks import services as blocks
+from patronage.circulation import services as desk
 from patronage.core import clock
 from patronage.core.models import AuditEvent
 from patronage.libraries.models import Library
@@ -347,3 +348,31 @@ def test_the_patron_page_links_to_reserving_and_authorizations(staff_client: Sta
     page = staff_client([*DESK, Permission.MANAGE_RESOURCES]).get(detail).content.decode()
     assert f"{url('reservation-new')}?patron={patron.pk}" in page
     assert url("authorizations", patron_id=patron.pk) in page
+
+
+# --- anonymised history ----------------------------------------------------------------------------------------
+
+
+def test_an_anonymised_reservation_still_shows(staff_client: StaffClient, lab: SimpleNamespace) -> None:
+    made = book(lab, title="Hopper family visit")
+    reservations.cancel_reservation(actor=SYSTEM, reservation=made, comment="Grace is ill")
+    with clock.frozen(NOW + dt.timedelta(days=400)):
+        assert desk.run_job("anonymise_history") == [made.pk]
+    client = staff_client(DESK)
+    page = client.get(url("reservation", reservation_id=made.pk))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Anonymised patron" in html
+    assert "Hopper" not in html
+    assert "Grace" not in html
+    listing = client.get(url("center", center_id=lab.center.pk), {"date_from": "2027-05-01"}).content.decode()
+    assert "Anonymised patron" in listing
+
+
+def test_reservation_times_read_as_the_library_wall_clock(staff_client: StaffClient, lab: SimpleNamespace) -> None:
+    # 10:00 to 12:00 in New York is 14:00 to 16:00 UTC in May; staff must see the times the patron booked.
+    reservation = book(lab)
+    page = staff_client(DESK).get(url("reservation", reservation_id=reservation.pk)).content.decode()
+    assert "2027-05-04 10:00" in page
+    assert "2027-05-04 12:00" in page
+    assert "14:00" not in page

@@ -1,4 +1,4 @@
-"""Run the lending jobs once, now: late marking, overdue invoices, no-show release."""
+"""Run the lending jobs once, now: late marking, overdue invoices, no-show release, history anonymisation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from patronage.circulation import tasks
 
 
 class Command(BaseCommand):
-    help = "Mark late checkouts, raise overdue invoices and release no-shows, once (safe to repeat)."
+    help = (
+        "Mark late checkouts, raise overdue invoices, release no-shows and anonymise old lending history, "
+        "once (safe to repeat)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--enqueue", action="store_true", help="Queue them for the worker instead.")

@@ -24,6 +24,7 @@ DESK = Permission.CHECK_OUT
 TABS: tuple[tuple[str, str, str, Permission], ...] = (
     ("reservations", "Reservations", "staff:lending:index", DESK),
     ("availability", "Availability", "staff:lending:availability", DESK),
+    ("tickets", "Tickets", "staff:lending:tickets", DESK),
     ("types", "Resource types", "staff:lending:types", MANAGE),
     ("resources", "Resources", "staff:lending:resources", MANAGE),
 )

@@ -14,19 +14,21 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from patronage.core import clock
-from patronage.core.errors import FieldError, NotFound, Refused
+from patronage.core.errors import FieldError, NotFound, Refused, ValidationFailed
+from patronage.core.values import flag
 from patronage.libraries.models import Branch
 from patronage.libraries.permissions import Permission
 from patronage.patrons.access import PatronNotFound, patron_by_barcode_for_staff, patron_for_staff
 from patronage.patrons.models import Patron
 from patronage.reservations import queries as availability
 from patronage.reservations import services as booking
-from patronage.reservations.models import Reservation
+from patronage.reservations.models import Reservation, ReservationSeries
 from patronage.reservations.rules import EDITABLE_STATES, State, Step, next_state
 from patronage.resources.models import Resource, ResourceType
 
 from ... import fields
-from ...admin.views.base import read_post
+from ...admin.views.base import checkbox_group, read_post
+from ...once import OnceOnly
 from .. import specs
 from .base import DESK, LendingForm, LendingView, center_choices, resource_choices, type_choices
 
@@ -278,9 +280,17 @@ def free_alternatives(
     return shown
 
 
-class ReservationCreateView(_ReservationForm):
+class ReservationCreateView(OnceOnly, _ReservationForm):
+    """A new reservation; with a repeat it books a series (``create_series``) and shows what it booked."""
+
+    weekdays: list[str]
+    series_conflicts: list[dict[str, Any]]
+
     def base_specs(self) -> tuple[fields.FieldSpec, ...]:
         return specs.NEW_RESERVATION
+
+    def specs(self) -> tuple[fields.FieldSpec, ...]:
+        return (*super().specs(), *specs.REPEAT)
 
     def page_context(self, values: Mapping[str, Any], errors: Mapping[str, list[str]]) -> dict[str, Any]:
         return (
@@ -291,8 +301,43 @@ class ReservationCreateView(_ReservationForm):
                 "back_url": reverse("staff:lending:index"),
                 "back_label": "reservations",
                 "submit": "Reserve",
+                "caps": self.caps(values.get("center")),
+                "series_conflicts": getattr(self, "series_conflicts", []),
             }
         )
+
+    def caps(self, chosen: object) -> list[dict[str, Any]]:
+        """Each center's caps on a series (or the chosen center's), for the hint of the Repeats fieldset."""
+        places = self.centers()
+        picked = [c for c in places if str(c.pk) == str(chosen or "")]
+        return [
+            {"center": c, "max": policy.series_max_occurrences, "days": policy.series_horizon_days}
+            for c in picked or places
+            for policy in [availability.policy_for(c)]
+        ]
+
+    def render_form(
+        self, values: Mapping[str, Any], errors: Mapping[str, list[str]], status: int = 200
+    ) -> HttpResponse:
+        bound = fields.bind(self.specs(), values, errors, choices=self.choices())
+        chosen = set(getattr(self, "weekdays", []))
+        days = checkbox_group(
+            specs.REPEAT_WEEKDAYS,
+            "On these days (weekly)",
+            [(v, t, "") for v, t in specs.WEEKDAY_NAMES],
+            chosen,
+            errors,
+        )
+        repeats = {f.html_name for f in bound if f.html_name.startswith("repeat.") or f.html_name == "all_or_nothing"}
+        context = self.page_context(values, errors) | {
+            "fields": [f for f in bound if f.html_name not in repeats and f.html_name != "override_comment"],
+            "override_fields": [f for f in bound if f.html_name == "override_comment"],
+            "repeat": {f.html_name.removeprefix("repeat."): f for f in bound if f.html_name in repeats},
+            "weekdays": days,
+            "groups": [],
+            "errors": fields.error_summary(errors, [*bound, days["field"]]),
+        }
+        return render(self.request, self.template, context, status=status)
 
     def get(self, request: HttpRequest) -> HttpResponse:
         self.enter()
@@ -319,22 +364,71 @@ class ReservationCreateView(_ReservationForm):
     def post(self, request: HttpRequest) -> HttpResponse:
         self.enter()
         self.posted = read_post(request, self.specs())
+        self.weekdays = request.POST.getlist(specs.REPEAT_WEEKDAYS)
         patron = self.find_patron(self.posted["patron"])
         place = self.center(self.posted["center"]) if self.posted["center"].isdigit() else None
         if place is None:
             raise FieldError("center", "Choose the checkout center.")
+        details: dict[str, Any] = {
+            "title": self.posted["title"], "note": self.posted["note"], "pickup_option": self.posted["pickup_option"],
+            "delivery_location": self.posted["delivery_location"],
+        }  # fmt: skip
+        override = self.posted.get("override_comment", "").strip() or None
+        repeat = repeat_request(self.posted, self.weekdays, self.zone())
+        if repeat is not None:
+            return self.book_series(patron, place, repeat, details, override)
         try:
             made = booking.create_reservation(
                 actor=self.actor, patron=patron, center=place, starts_at=self.posted["starts_at"],
-                ends_at=self.posted["ends_at"], lines=self.lines(self.posted), title=self.posted["title"],
-                note=self.posted["note"], pickup_option=self.posted["pickup_option"],
-                delivery_location=self.posted["delivery_location"],
-                override_comment=self.posted.get("override_comment", "").strip() or None,
+                ends_at=self.posted["ends_at"], lines=self.lines(self.posted), override_comment=override, **details,
             )  # fmt: skip
         except Refused as exc:
             return self.refused(exc, place, self.posted)
         messages.success(request, f"Reservation {made.pk} made for {patron.display_name}.")
-        return HttpResponseRedirect(reverse("staff:lending:reservation", kwargs={"reservation_id": made.pk}))
+        return self.done_once(reverse("staff:lending:reservation", kwargs={"reservation_id": made.pk}))
+
+    def book_series(
+        self, patron: Patron, place: Branch, repeat: dict[str, Any], details: dict[str, Any], override: str | None
+    ) -> HttpResponse:
+        posted = self.posted or {}
+        kind = posted.get("repeat.frequency", "")
+        lines = self.lines(posted)
+        try:
+            result = booking.create_series(
+                actor=self.actor, patron=patron, center=place, starts_at=posted["starts_at"],
+                ends_at=posted["ends_at"], repeat=repeat, lines=lines, override_comment=override,
+                all_or_nothing=flag(posted.get("all_or_nothing")), **details,
+            )  # fmt: skip
+        except (FieldError, ValidationFailed) as exc:
+            raise ValidationFailed(_staff_repeat_fields(exc.errors, kind)) from None
+        except Refused as exc:
+            caps = cap_errors(exc, repeat)
+            if caps:
+                raise ValidationFailed(caps) from None
+            self.series_conflicts = series_refusal(exc, place, self.zone())
+            return self.refused(exc, place, posted)
+        # The conflicts are not stored by the domain: the series page shows them from the session, once.
+        self.request.session[_conflicts_key(result.series.pk)] = {
+            "lines": lines,
+            "details": details,
+            "conflicts": [
+                {
+                    "index": c.index,
+                    "starts_at": c.starts_at.isoformat(),
+                    "ends_at": c.ends_at.isoformat(),
+                    "reasons": c.reasons,
+                    "substitutes": {str(line): r.pk for line, r in c.substitutes.items()},
+                }
+                for c in result.conflicts
+            ],
+        }
+        booked, missed = len(result.booked), len(result.conflicts)
+        text = f"Series {result.series.pk} for {patron.display_name}: {booked} occurrence(s) booked"
+        if missed:
+            messages.warning(self.request, f"{text}; {missed} conflict(s) not booked, listed below.")
+        else:
+            messages.success(self.request, f"{text}.")
+        return self.done_once(reverse("staff:lending:series", kwargs={"series_id": result.series.pk}))
 
 
 class ReservationEditView(_ReservationForm):
@@ -366,7 +460,8 @@ class ReservationEditView(_ReservationForm):
             super().page_context(values, errors)
             | self.admin_context(f"Change reservation {item.pk}")
             | {
-                "intro": f"For {item.patron.display_name} at {item.center.name}. Only a pending reservation can change.",
+                "intro": f"For {item.patron.display_name if item.patron else 'an anonymised patron'} at "
+                f"{item.center.name}. Only a pending reservation can change.",
                 "action": reverse("staff:lending:reservation-edit", kwargs={"reservation_id": item.pk}),
                 "back_url": self.back_url(),
                 "back_label": "the reservation",
@@ -488,3 +583,263 @@ class AvailabilityView(LendingView):
             else:
                 result["why"] = {"resource": item, "reasons": availability.why_not(item, starts, ends)}
         return result
+
+
+# --- repeats: the Repeats fieldset, the series page, substitutes and "cancel this and later" -----------------
+
+# The center's caps on a series are refusals of the domain (``series_too_long``, ``series_beyond_horizon``);
+# the form shows each next to the field that sets it: the first one given of the two named here.
+CAP_FIELDS = {
+    "series_too_long": ("repeat.count", "repeat.until"),
+    "series_beyond_horizon": ("repeat.until", "repeat.count"),
+}
+
+
+def _local_day(text: str, zone: Any) -> dt.datetime | None:
+    instant = _instant(text, zone)
+    return instant.astimezone(zone) if instant is not None else None
+
+
+def repeat_request(posted: Mapping[str, str], weekdays: list[str], zone: Any) -> dict[str, Any] | None:
+    """The ``repeat`` the service takes, from the Repeats fieldset; None when it does not repeat.
+
+    "Monthly on the date" is the start's day of the month; "monthly on a weekday" without a weekday
+    chosen is the start's weekday.
+    """
+    kind = posted.get("repeat.frequency", "").strip()
+    if not kind:
+        return None
+    repeat: dict[str, Any] = {
+        "interval": posted.get("repeat.interval", ""),
+        "until": posted.get("repeat.until", ""),
+        "count": posted.get("repeat.count", ""),
+    }
+    start = _local_day(posted.get("starts_at", ""), zone)
+    if kind == "monthly_date":
+        repeat |= {"frequency": "monthly", "month_day": start.day if start else None}
+    elif kind == "monthly_weekday":
+        day = posted.get("repeat.month_weekday", "").strip() or (
+            specs.WEEKDAY_NAMES[start.weekday()][0] if start else ""
+        )
+        repeat |= {
+            "frequency": "monthly",
+            "week_of_month": posted.get("repeat.week_of_month", ""),
+            "weekdays": [day] if day else [],
+        }
+    else:
+        repeat |= {"frequency": kind, "weekdays": weekdays if kind == "weekly" else []}
+    return repeat
+
+
+def _staff_repeat_fields(errors: Mapping[str, list[str]], kind: str) -> dict[str, list[str]]:
+    """The service's ``repeat.*`` keys as the fields of the Repeats fieldset that set them."""
+    # "repeat" alone: the rule gives no date before its end.
+    if kind == "monthly_weekday":
+        moved = {
+            "repeat.month_day": "repeat.week_of_month",
+            "repeat.weekdays": "repeat.month_weekday",
+            "repeat": "repeat.until",
+        }
+    else:
+        moved = {"repeat.month_day": "repeat.frequency", "repeat": "repeat.until"}
+    found: dict[str, list[str]] = {}
+    for key, messages_ in errors.items():
+        found.setdefault(moved.get(key, key), []).extend(messages_)
+    return found
+
+
+def cap_errors(exc: Refused, repeat: Mapping[str, Any]) -> dict[str, list[str]]:
+    """A refusal by the center's caps alone, as field errors; empty when any other reason refused it."""
+    codes = [str(r.get("code", "")) for r in exc.reasons]
+    if not codes or any(code not in CAP_FIELDS for code in codes):
+        return {}
+    errors: dict[str, list[str]] = {}
+    for reason in exc.reasons:
+        first, second = CAP_FIELDS[reason["code"]]
+        field = first if str(repeat.get(first.removeprefix("repeat.")) or "").strip() else second
+        errors.setdefault(field, []).append(reason["message"])
+    return errors
+
+
+def _when(instant: str | dt.datetime, zone: Any) -> str:
+    value = dt.datetime.fromisoformat(instant) if isinstance(instant, str) else instant
+    return value.astimezone(zone).strftime("%a %Y-%m-%d %H:%M")
+
+
+def series_refusal(exc: Refused, place: Branch, zone: Any) -> list[dict[str, Any]]:
+    """An all-or-nothing refusal grouped by occurrence: when (local), why, and the substitutes offered."""
+    groups: dict[str, dict[str, Any]] = {}
+    for reason in exc.reasons:
+        if "occurrence" not in reason:
+            continue
+        group = groups.setdefault(
+            reason["occurrence"], {"when": _when(reason["starts_at"], zone), "reasons": [], "substitutes": {}}
+        )
+        group["reasons"].append(reason)
+        group["substitutes"] |= {
+            int(key.removeprefix("substitute.")): value
+            for key, value in reason.items()
+            if key.startswith("substitute.")
+        }
+    wanted = {int(v) for g in groups.values() for v in g["substitutes"].values() if str(v).isdigit()}
+    names = {r.pk: str(r) for r in Resource.objects.filter(pk__in=wanted, library_id=place.library_id)}
+    for group in groups.values():
+        group["substitutes"] = [
+            {"line": line + 1, "resource": names.get(int(pk), pk)} for line, pk in sorted(group["substitutes"].items())
+        ]
+    return list(groups.values())
+
+
+def _conflicts_key(series_id: int) -> str:
+    return f"lending.series.{series_id}.conflicts"
+
+
+class _SeriesPage(LendingView):
+    permission = DESK
+    tab = "reservations"
+
+    def load_series(self, series_id: int) -> ReservationSeries:
+        self.enter()
+        found = (
+            ReservationSeries.objects.filter(library_id=self.library_id, pk=series_id)
+            .select_related("center", "patron")
+            .first()
+        )
+        if found is None:
+            raise NotFound("There is no such series here.")
+        return found
+
+    def series_url(self, series_id: int) -> str:
+        return reverse("staff:lending:series", kwargs={"series_id": series_id})
+
+
+class SeriesDetailView(_SeriesPage):
+    """Every occurrence of a series with its state and local times; the conflicts of a series just booked."""
+
+    def get(self, request: HttpRequest, series_id: int) -> HttpResponse:
+        series = self.load_series(series_id)
+        zone, now = self.zone(), clock.now()
+        occurrences = [
+            {
+                "r": r,
+                "starts": _when(r.starts_at, zone),
+                "ends": _when(r.ends_at, zone),
+                "state": State(r.state).label,
+                "may_cancel_rest": next_state(r.state, Step.CANCEL) is not None and r.starts_at > now,
+            }
+            for r in series.occurrences.order_by("starts_at", "pk")
+        ]
+        stored = request.session.get(_conflicts_key(series.pk)) or {}
+        offered = {int(pk) for c in stored.get("conflicts", []) for pk in c["substitutes"].values()}
+        names = {r.pk: str(r) for r in Resource.objects.filter(pk__in=offered, library_id=self.library_id)}
+        conflicts = [
+            {
+                "index": c["index"],
+                "starts": _when(c["starts_at"], zone),
+                "ends": _when(c["ends_at"], zone),
+                "reasons": c["reasons"],
+                "substitutes": [
+                    {"line": int(line) + 1, "resource": names.get(int(pk), str(pk))}
+                    for line, pk in sorted(c["substitutes"].items())
+                ],
+            }
+            for c in stored.get("conflicts", [])
+        ]
+        context = self.admin_context(f"Series {series.pk}") | {
+            "series": series,
+            "occurrences": occurrences,
+            "conflicts": conflicts,
+            "zone": zone.key,
+        }
+        return render(request, "staff/lending/series.html", context)
+
+
+class SeriesSubstituteView(_SeriesPage):
+    """Book one conflicting occurrence of a series just made, with the substitute the service offered."""
+
+    def post(self, request: HttpRequest, series_id: int) -> HttpResponse:
+        series = self.load_series(series_id)
+        back = HttpResponseRedirect(self.series_url(series.pk))
+        key = _conflicts_key(series.pk)
+        stored = request.session.get(key) or {}
+        chosen = request.POST.get("occurrence", "").strip()
+        conflict = next((c for c in stored.get("conflicts", []) if str(c["index"]) == chosen), None)
+        if conflict is None or not conflict["substitutes"]:
+            messages.error(request, "That occurrence has no substitute waiting to be booked; see the series below.")
+            return back
+        lines = [dict(line) for line in stored["lines"]]
+        for line, resource_id in conflict["substitutes"].items():
+            lines[int(line)] = {"resource": str(resource_id)}
+        patron = patron_for_staff(self.actor, series.patron_id, DESK, library_id=self.library_id)
+        try:
+            made = booking.create_reservation(
+                actor=self.actor, patron=patron, center=series.center, starts_at=conflict["starts_at"],
+                ends_at=conflict["ends_at"], lines=lines, series=series, **stored["details"],
+            )  # fmt: skip
+        except Refused as exc:
+            reasons = "; ".join(str(r.get("message", r.get("code", ""))) for r in exc.reasons)
+            messages.error(request, f"{exc.message} {reasons}")
+            return back
+        stored["conflicts"] = [c for c in stored["conflicts"] if c is not conflict]
+        request.session[key] = stored
+        messages.success(
+            request,
+            f"Reservation {made.pk} made for {_when(made.starts_at, self.zone())} with the substitute, "
+            "as part of the series.",
+        )
+        return back
+
+
+class SeriesCancelView(_ReservationPage):
+    """Cancel this occurrence and the later ones of its series, after a confirmation with a comment."""
+
+    errors: Mapping[str, list[str]] | None = None
+
+    def back_url(self) -> str | None:
+        item = self.reservation
+        if item is not None and item.series_id is not None:
+            return reverse("staff:lending:series", kwargs={"series_id": item.series_id})
+        return self.detail_url()
+
+    def invalid_handler(self) -> Any:
+        return lambda errors: self.page(errors, status=400)
+
+    def page(self, errors: Mapping[str, list[str]], status: int = 200) -> HttpResponse:
+        item = self.reservation
+        if item is None or item.series_id is None:
+            raise NotFound("There is no such series here.")
+        zone = self.zone()
+        later = Reservation.objects.filter(series_id=item.series_id, starts_at__gte=item.starts_at).order_by(
+            "starts_at", "pk"
+        )
+        affected = [
+            {"r": r, "starts": _when(r.starts_at, zone), "state": State(r.state).label}
+            for r in later
+            if next_state(r.state, Step.CANCEL) is not None
+        ]
+        bound = fields.bind(specs.CANCEL_SERIES, {"comment": self.request.POST.get("comment", "")}, errors)
+        context = self.admin_context(f"Cancel series {item.series_id} from {_when(item.starts_at, zone)}") | {
+            "r": item,
+            "affected": affected,
+            "fields": bound,
+            "errors": fields.error_summary(errors, bound),
+            "series_url": self.back_url(),
+            "zone": zone.key,
+        }
+        return render(self.request, "staff/lending/series_cancel.html", context, status=status)
+
+    def get(self, request: HttpRequest, reservation_id: int) -> HttpResponse:
+        item = self.load()
+        if item.series_id is None:
+            raise NotFound("This reservation is not part of a series.")
+        return self.page({})
+
+    def post(self, request: HttpRequest, reservation_id: int) -> HttpResponse:
+        item = self.load()
+        if item.series_id is None:
+            raise NotFound("This reservation is not part of a series.")
+        cancelled = booking.cancel_series(
+            actor=self.actor, from_occurrence=item, comment=request.POST.get("comment", "")
+        )
+        messages.success(request, f"{len(cancelled)} occurrence(s) of series {item.series_id} cancelled.")
+        return HttpResponseRedirect(self.back_url() or self.detail_url())
