@@ -1,0 +1,244 @@
+"""SIP2 Patron Information (63 -> 64) under 20 concurrent clients, beside the raw SQL patron lookup.
+
+    .venv/bin/python -m bench.sip2                       # bench_sip2_1000000 (copy of bench_perf_1000000)
+    .venv/bin/python -m bench.sip2 --clients 20 --requests 300 --database-url postgres://.../bench_x
+
+The server runs as ``patronage sip2`` in its own process (threads, one DB connection per connection), so
+the load generator does not share its interpreter. Each client thread logs in once, then sends 63 with
+summary "charged items" for random active barcodes of the largest library, without a patron PIN (a PIN
+costs one password hash, by design far slower than the lookup). The floor is the raw statement that finds
+the patron by barcode, through psycopg, on one connection, for the same barcodes. The database must be a
+bench database (name starting with "bench") with the bench data set (``python -m bench.run``); the script
+adds a protocol client and removes it, and the audit rows its reads wrote, at the end.
+
+Targets (issue 8): p95 <= 10 ms and >= 1,000 requests/s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_sip2_1000000"
+DATE = "20261122    120000"
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {k: round(_pct(values, p) * 1000, 3) for k, p in (("p50_ms", 50), ("p95_ms", 95), ("p99_ms", 99))}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children so far (Linux /proc): the work per request,
+    whatever the load."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = [pid] + [int(p) for p in children.read_text().split()] if children.exists() else [pid]
+    total = 0
+    for one in pids:
+        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _read(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\r"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        data += chunk
+    return data
+
+
+def _client(address: tuple[str, int], login: str, secret: str, library: str, barcodes: list[str], n: int,
+            seed: int, out: list[float], errors: list[str]) -> None:  # fmt: skip
+    rng = random.Random(seed)
+    with socket.create_connection(address, timeout=30) as sock:
+        sock.sendall(f"9300CN{login}|CO{secret}|CPbench|\r".encode())
+        if _read(sock) != b"941\r":
+            errors.append("login refused")
+            return
+        for _ in range(n):
+            frame = f"63000{DATE}  Y       AO{library}|AA{rng.choice(barcodes)}|AC|\r".encode()
+            started = time.perf_counter()
+            sock.sendall(frame)
+            answer = _read(sock)
+            out.append(time.perf_counter() - started)
+            if b"|BLY|" not in answer:
+                errors.append(answer[:80].decode("cp850"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.sip2", description=__doc__)
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=300, help="per client, after the warm-up")
+    parser.add_argument("--warmup", type=int, default=20, help="per client")
+    parser.add_argument("--processes", type=int, default=1, help="server processes (patronage sip2 --processes)")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args(argv)
+    if not urlparse(args.database_url).path.lstrip("/").startswith("bench"):
+        raise SystemExit("the database name must start with 'bench'")
+    os.environ["DATABASE_URL"] = args.database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patronage.settings")
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from patronage.core import audit
+    from patronage.core.models import AuditEvent
+    from patronage.libraries.models import Library
+    from patronage.resourcesharing import clients
+    from patronage.resourcesharing.models import ProtocolClient
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT library_id FROM patrons_patron GROUP BY library_id ORDER BY count(*) DESC LIMIT 1")
+        library_id = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT b.number FROM patrons_barcode b JOIN patrons_patron p ON p.id = b.patron_id "
+            "WHERE b.library_id = %s AND b.is_active ORDER BY b.id LIMIT 200000",
+            [library_id],
+        )
+        barcodes = random.Random(7).sample([r[0] for r in cursor.fetchall()], 5000)
+    library = Library.objects.get(pk=library_id)
+    login = f"bench-sip2-{os.getpid()}"
+    client, secret = clients.create_client(
+        actor=audit.Actor.cli(), library=library,
+        data={"name": login, "login": login, "protocols": ["sip2"], "allowed_networks": "127.0.0.1"},
+    )  # fmt: skip
+    started_at = datetime.now(UTC)
+    port = _free_port()
+    env = {**os.environ, "PATRONAGE_SIP2_MAX_CONNECTIONS": str(args.clients + 8), "CONN_MAX_AGE": "0"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "patronage.cli", "sip2", "--bind", f"127.0.0.1:{port}", "--processes", str(args.processes)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        print(server.stdout.readline().strip())
+        address = ("127.0.0.1", port)
+        load_before = _load()
+        # Warm-up: every client connects and asks a few times (connections, plans, caches).
+        warm: list[float] = []
+        errors: list[str] = []
+        threads = [
+            threading.Thread(
+                target=_client, args=(address, login, secret, library.code, barcodes, args.warmup, i, warm, errors)
+            )
+            for i in range(args.clients)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        timings: list[float] = []
+        cpu_before = _cpu_seconds(server.pid)
+        threads = [
+            threading.Thread(
+                target=_client,
+                args=(address, login, secret, library.code, barcodes, args.requests, 1000 + i, timings, errors),
+            )
+            for i in range(args.clients)
+        ]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        server_cpu = _cpu_seconds(server.pid) - cpu_before
+        load_after = _load()
+    finally:
+        server.terminate()
+        server.wait(30)
+    # The floor: the raw barcode lookup, one connection, the same barcodes.
+    floor: list[float] = []
+    sql = (
+        "SELECT p.* FROM patrons_barcode b JOIN patrons_patron p ON p.id = b.patron_id "
+        "WHERE b.library_id = %s AND b.number = %s AND b.is_active"
+    )
+    rng = random.Random(3)
+    with connection.cursor() as cursor:
+        for i in range(len(timings) // 4 + 200):
+            number = rng.choice(barcodes)
+            started = time.perf_counter()
+            cursor.execute(sql, [library_id, number])
+            cursor.fetchall()
+            if i >= 200:
+                floor.append(time.perf_counter() - started)
+    AuditEvent.objects.filter(channel="sip2", at__gte=started_at, library_id=library_id).delete()
+    ProtocolClient.objects.filter(pk=client.pk).delete()
+    patrons = 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM patrons_patron")
+        patrons = cursor.fetchone()[0]
+    result: dict[str, Any] = {
+        "benchmark": "sip2 patron information",
+        "database": urlparse(args.database_url).path.lstrip("/"),
+        "patrons": patrons,
+        "clients": args.clients,
+        "server_processes": args.processes,
+        "requests": len(timings),
+        "errors": len(errors),
+        "wall_s": round(wall, 3),
+        "requests_per_s": round(len(timings) / wall, 1),
+        "sip2": _stats(timings),
+        "server_cpu_ms_per_request": round(server_cpu / max(len(timings), 1) * 1000, 3),
+        "raw_sql_lookup": _stats(floor),
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": load_after,
+        "at": started_at.isoformat(),
+    }
+    result["ratio_p95"] = round(result["sip2"]["p95_ms"] / max(result["raw_sql_lookup"]["p95_ms"], 0.001), 1)
+    result["targets_met"] = result["sip2"]["p95_ms"] <= 10 and result["requests_per_s"] >= 1000
+    print(
+        f"SIP2 63->64, {args.clients} clients, {len(timings):,} requests in {wall:.1f} s: "
+        f"{result['requests_per_s']:,} req/s, p50 {result['sip2']['p50_ms']} ms, p95 {result['sip2']['p95_ms']} ms"
+    )
+    print(
+        f"raw SQL barcode lookup (1 connection): p50 {result['raw_sql_lookup']['p50_ms']} ms, "
+        f"p95 {result['raw_sql_lookup']['p95_ms']} ms; ratio p95 {result['ratio_p95']}x"
+    )
+    print(f"server process CPU per request: {result['server_cpu_ms_per_request']} ms (PostgreSQL's not counted)")
+    print(f"load average before {load_before}, after {load_after}; errors {len(errors)}")
+    if errors:
+        print("first errors:", errors[:3])
+    if not args.no_save:
+        out = ROOT / "bench" / "results" / f"sip2-postgres-{patrons}-{started_at:%Y%m%dT%H%M%SZ}.json"
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"saved {out.relative_to(ROOT)}")
+    return 0 if not errors else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

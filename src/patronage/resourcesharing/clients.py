@@ -1,0 +1,310 @@
+"""Protocol clients: managing them, and checking who is asking.
+
+``authenticate_client`` is the one door for every protocol (REST now; SIP2 and NCIP use it too). Wrong
+secrets count against the shared lock-out (``core.throttle``) per login and per address, and every
+attempt, good or bad, is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+
+from patronage.core import audit, clock, throttle
+from patronage.core.errors import DomainError, NotFound, ValidationFailed
+from patronage.core.models import AuditEvent
+from patronage.libraries.models import Branch, Library
+
+from .models import Charset, Protocol, ProtocolClient
+
+SCOPE = "client"
+SECRET_PREFIX = "pcs_"  # noqa: S105 - a public marker, not a secret
+# Last-used times are written at most this often, so a busy client does not write on every call.
+_LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+_LOGIN_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+class ClientAuthenticationFailed(DomainError):
+    """Unknown login, wrong secret, protocol or address not allowed, or disabled: one answer for all."""
+
+    code = "client_authentication_failed"
+    status = 401
+
+    def __init__(self) -> None:
+        super().__init__("The client login or secret is not right, or this client may not call from here.")
+
+
+class ClientLocked(DomainError):
+    code = "client_locked"
+    status = 429
+
+    def __init__(self, lock: throttle.Lock) -> None:
+        self.retry_after_seconds = lock.retry_after_seconds
+        super().__init__(
+            f"Too many failed attempts for this client login or from this address; try again in "
+            f"{self.retry_after_seconds} seconds or ask an administrator to check the client."
+        )
+
+
+def digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(24)
+
+
+def parse_networks(values: Iterable[str]) -> list[str]:
+    """Each address or network in canonical CIDR form; raises ValueError naming the first bad one."""
+    out: list[str] = []
+    for value in values:
+        text = value.strip()
+        if not text:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            raise ValueError(text) from None
+    return out
+
+
+def _others(current: ProtocolClient | None) -> QuerySet[ProtocolClient]:
+    return ProtocolClient.objects.all() if current is None else ProtocolClient.objects.exclude(pk=current.pk)
+
+
+def _validated(library: Library, data: Mapping[str, Any], *, current: ProtocolClient | None) -> dict[str, Any]:
+    errors: dict[str, list[str]] = {}
+    name = str(data.get("name", "")).strip()
+    if not name:
+        errors["name"] = ["Give the client a name that says which system it is, e.g. 'ReShare' or 'Kiosk 2'."]
+    elif len(name) > 100:
+        errors["name"] = ["Keep the name to 100 characters or fewer."]
+    elif _others(current).filter(library=library, name=name).exists():
+        errors["name"] = ["Another client of this library has this name; choose another."]
+    login = str(data.get("login", "")).strip()
+    if not login:
+        errors["login"] = ["Enter the login the system will send, e.g. reshare-north."]
+    elif len(login) > 64 or not set(login) <= _LOGIN_CHARS:
+        errors["login"] = ["Use up to 64 letters, digits, dots, hyphens and underscores."]
+    elif _others(current).filter(login=login).exists():
+        errors["login"] = ["This login is taken (logins are unique across all libraries); choose another."]
+    raw_protocols = data.get("protocols") or []
+    protocols = [p for p in Protocol.values if p in set(raw_protocols)]
+    if not protocols or len(protocols) != len(set(raw_protocols)):
+        errors["protocols"] = ["Choose one or more of the protocols: " + ", ".join(Protocol.values) + "."]
+    raw_networks = data.get("allowed_networks", "")
+    lines = raw_networks.split() if isinstance(raw_networks, str) else [str(v) for v in raw_networks]
+    networks: list[str] = []
+    try:
+        networks = parse_networks(lines)
+    except ValueError as exc:
+        errors["allowed_networks"] = [
+            f"'{exc}' is not an address or network; write one per line, e.g. 192.0.2.10 or 198.51.100.0/24."
+        ]
+    else:
+        if not networks:
+            errors["allowed_networks"] = [
+                "List at least one address or network the client calls from (0.0.0.0/0 and ::/0 allow any)."
+            ]
+    charset = str(data.get("charset") or Charset.CP850)
+    if charset not in Charset.values:
+        errors["charset"] = ["Choose one of: " + ", ".join(Charset.values) + "."]
+    ill: dict[str, Any] = {}
+    if "ill_center" in data:  # optional: a form or request that leaves it out keeps the current center
+        raw_center = str(data.get("ill_center") or "").strip()
+        center = None
+        if raw_center:
+            center = (
+                Branch.objects.filter(library=library, pk=int(raw_center)).first()
+                if raw_center.isdigit() and len(raw_center) < 10
+                else None
+            )
+            if center is None or not center.is_checkout_center:
+                errors["ill_center"] = [
+                    "Choose one of the library's checkout centers for interlibrary-loan items, or leave it empty."
+                ]
+        ill["ill_center"] = center
+    if "ill_loan_days" in data:
+        raw_days = str(data.get("ill_loan_days") or "").strip() or "28"
+        if not raw_days.isdigit() or not 1 <= int(raw_days) <= 365:
+            errors["ill_loan_days"] = ["Enter the loan period in whole days, from 1 to 365, e.g. 28."]
+        else:
+            ill["ill_loan_days"] = int(raw_days)
+    enabled = data.get("enabled", True)
+    if isinstance(enabled, str):
+        enabled = enabled.lower() in {"on", "true", "1", "yes"}
+    if errors:
+        raise ValidationFailed(errors)
+    return {
+        "name": name,
+        "login": login,
+        "protocols": protocols,
+        "allowed_networks": networks,
+        "charset": charset,
+        "enabled": bool(enabled),
+        **ill,
+    }
+
+
+def clients_of(library: Library | int) -> list[ProtocolClient]:
+    library_id = library if isinstance(library, int) else library.pk
+    return list(ProtocolClient.objects.filter(library_id=library_id))
+
+
+def client_of(library: Library | int, client_id: object) -> ProtocolClient:
+    """One client of ``library``; another library's client is not found, exactly like a missing one."""
+    library_id = library if isinstance(library, int) else library.pk
+    try:
+        pk = int(str(client_id))
+    except ValueError:
+        raise NotFound("No such protocol client.") from None
+    found = ProtocolClient.objects.filter(library_id=library_id, pk=pk).first()
+    if found is None:
+        raise NotFound("No such protocol client.")
+    return found
+
+
+def _audit_detail(client: ProtocolClient) -> dict[str, Any]:
+    return {
+        "client_id": client.pk,
+        "client_name": client.name,
+        "login": client.login,
+        "protocols": list(client.protocols),
+        "allowed_networks": list(client.allowed_networks),
+        "enabled": client.enabled,
+        "charset": client.charset,
+        "ill_center_id": client.ill_center_id,
+        "ill_loan_days": client.ill_loan_days,
+    }
+
+
+def create_client(*, actor: audit.Actor, library: Library, data: Mapping[str, Any]) -> tuple[ProtocolClient, str]:
+    """Make a client; returns it and its secret, which is never shown again."""
+    values = _validated(library, data, current=None)
+    raw = _new_secret()
+    now = clock.now()
+    try:
+        with transaction.atomic():
+            client = ProtocolClient.objects.create(
+                library=library, secret_digest=digest(raw), created_at=now, secret_set_at=now, **values
+            )
+            audit.record(actor, "protocol_client.create", library_id=library.pk, **_audit_detail(client))
+    except IntegrityError:  # a concurrent create took the name or login between the check and the insert
+        raise ValidationFailed({"login": ["This login or name was just taken; choose another."]}) from None
+    return client, raw
+
+
+def update_client(*, actor: audit.Actor, client: ProtocolClient, data: Mapping[str, Any]) -> ProtocolClient:
+    values = _validated(client.library, data, current=client)
+    try:
+        with transaction.atomic():
+            locked = ProtocolClient.objects.select_for_update().get(pk=client.pk)
+            for name, value in values.items():
+                setattr(locked, name, value)
+            locked.save(update_fields=list(values))
+            audit.record(actor, "protocol_client.update", library_id=locked.library_id, **_audit_detail(locked))
+    except IntegrityError:
+        raise ValidationFailed({"login": ["This login or name was just taken; choose another."]}) from None
+    return locked
+
+
+def reset_secret(*, actor: audit.Actor, client: ProtocolClient) -> str:
+    """A new secret for the client (the old one stops working at once); returned once, never stored."""
+    raw = _new_secret()
+    with transaction.atomic():
+        ProtocolClient.objects.filter(pk=client.pk).update(secret_digest=digest(raw), secret_set_at=clock.now())
+        audit.record(
+            actor, "protocol_client.secret_reset", library_id=client.library_id,
+            client_id=client.pk, client_name=client.name,
+        )  # fmt: skip
+    throttle.clear(SCOPE, client.login)
+    return raw
+
+
+def _address_allowed(client: ProtocolClient, address: str | None) -> bool:
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for network in client.allowed_networks:
+        try:
+            if ip in ipaddress.ip_network(network, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _audit_use(client: ProtocolClient | None, protocol: str, login: str, address: str | None, outcome: str) -> None:
+    actor = audit.Actor(user=None, channel=AuditEvent.Channel.API if protocol == Protocol.REST else protocol,
+                        source_ip=address)  # fmt: skip
+    audit.record(
+        actor, "protocol_client.authenticate", library_id=client.library_id if client else None,
+        client_id=client.pk if client else None, client_name=client.name if client else "",
+        login=login[:64], protocol=protocol, outcome=outcome,
+    )  # fmt: skip
+
+
+def authenticate_client(protocol: str, login: str, secret: str, address: str | None) -> ProtocolClient:
+    """The enabled client with this login and secret, allowed ``protocol`` from ``address``; else an error.
+
+    An empty ``login`` finds the client by its secret alone (a bearer secret). ``ClientAuthenticationFailed``
+    never says which check failed (the audit log does, for administrators). Wrong guesses count against the
+    login and the address; a standing lock refuses before the secret is looked at.
+    """
+    login = (login or "").strip()[:64]
+    keys = throttle.keys_for(f"client:{login}", address) if login else ([f"ip:{address}"] if address else [])
+    lock = throttle.current_lock(SCOPE, keys) if keys else None
+    if lock is not None:
+        _audit_use(None, protocol, login, address, "locked")
+        raise ClientLocked(lock)
+    given = digest(secret or "")
+    clients = ProtocolClient.objects.select_related("library")
+    if login:
+        client = clients.filter(login=login).first()
+    else:
+        client = clients.filter(secret_digest=given).first() if secret else None
+    secret_ok = client is not None and hmac.compare_digest(given, client.secret_digest)
+    if client is None or not secret_ok:
+        outcome = "unknown_login" if client is None else "wrong_secret"
+    elif not client.enabled:
+        outcome = "disabled"
+    elif protocol not in client.protocols:
+        outcome = "protocol_not_allowed"
+    elif not _address_allowed(client, address):
+        outcome = "address_not_allowed"
+    else:
+        outcome = "ok"
+    if outcome != "ok" or client is None:
+        _audit_use(client, protocol, login, address, outcome)
+        # Only a wrong guess counts towards the lock: a right secret from a wrong place is a set-up mistake.
+        if outcome in {"unknown_login", "wrong_secret"} and keys:
+            lock = throttle.record_failure(SCOPE, keys)
+            if lock is not None:
+                raise ClientLocked(lock)
+        raise ClientAuthenticationFailed()
+    now = clock.now()
+    throttle.record_success(SCOPE, f"client:{client.login}")
+    _audit_use(client, protocol, client.login, address, "ok")
+    if client.last_used_at is None or now - client.last_used_at > _LAST_USED_RESOLUTION:
+        ProtocolClient.objects.filter(pk=client.pk).update(last_used_at=now)
+        client.last_used_at = now
+    return client
+
+
+def clear_lock(*, actor: audit.Actor, client: ProtocolClient) -> int:
+    """Administrators lift a client's lock-out."""
+    with transaction.atomic():
+        cleared = throttle.clear(SCOPE, f"client:{client.login}")
+        audit.record(actor, "protocol_client.unlock", library_id=client.library_id, client_id=client.pk)
+    return cleared

@@ -1,0 +1,318 @@
+"""May this patron request through interlibrary loan? The checklist staff used to walk by hand, answered.
+
+The rule is standing's (``standing.rules``: the action ``ill_request`` and its conditions); this module
+gathers the request's own facts (which identifier was given, the library's authorised patron types,
+possible duplicate records), asks standing, and lays the answer out as the checklist of the staff guide:
+each item with pass/fail, the data it looked at and the fix. The staff page, the REST endpoint, and
+later NCIP and SIP2, all call ``check``/``check_patron`` and so give the same answer for the same patron.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from patronage.core import audit, clock
+from patronage.core.errors import DomainError
+from patronage.core.models import AuditEvent
+from patronage.credentials import services as credentials
+from patronage.patrons.models import Barcode, Patron, PatronType
+from patronage.standing import services as standing_services
+from patronage.standing.rules import Action, Condition, Decision, IllFacts, Reason, Standing, ill_standing, warnings
+
+from .models import ProtocolClient
+
+PATRON_NOT_FOUND = "patron_not_found"
+
+
+class IdentifierType(StrEnum):
+    """What the requester says the identifier is; ``ANY`` tries Person-ID, then barcode."""
+
+    ANY = "any"
+    USER_ID = "user_id"  # the Person-ID (the institution's id, what SSO and ReShare usually send)
+    BARCODE = "barcode"
+    PATRON_ID = "patron_id"  # Patronage's own record number
+
+
+class Status(StrEnum):
+    PASS = "pass"  # noqa: S105 - a check result, not a password
+    FAIL = "fail"
+    WARN = "warn"
+    NOT_CHECKED = "not_checked"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One question of the checklist and its answer."""
+
+    key: str
+    question: str
+    status: Status
+    data: dict[str, str] = field(default_factory=dict)
+    fix: str = ""
+    codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Result:
+    """The whole answer. ``patron`` is None when no record was found (``codes`` is then patron_not_found)."""
+
+    identifier: str
+    identifier_type: IdentifierType
+    matched_by: str  # which kind of identifier found the record ("" when none did)
+    patron: Patron | None
+    decision: Decision | None
+    warnings: tuple[Reason, ...]
+    items: tuple[Item, ...]
+    duplicate_ids: tuple[int, ...] = ()  # for staff only: never sent to a requesting system
+
+    @property
+    def eligible(self) -> bool:
+        return self.decision is not None and self.decision.allowed
+
+    @property
+    def codes(self) -> list[str]:
+        return self.decision.codes if self.decision is not None else [PATRON_NOT_FOUND]
+
+
+# The checklist, in the order of the staff guide, and the conditions each item answers for.
+CHECKLIST: tuple[tuple[str, str, tuple[Condition, ...]], ...] = (
+    ("record_found", "Does the patron have a record at this library?", ()),
+    ("record_active", "Is the record active and not expired?", (Condition.RECORD_INACTIVE, Condition.RECORD_EXPIRED)),
+    ("active_barcode", "Does the patron have an active barcode?", (Condition.NO_ACTIVE_BARCODE,)),
+    (
+        "identifier_current",
+        "Is the identifier given the patron's current one (not an old card)?",
+        (Condition.IDENTIFIER_REPLACED,),
+    ),
+    ("fines", "Do fines or unpaid invoices block borrowing?", (Condition.FINES_OVER_LIMIT, Condition.OVERDUE_INVOICE)),
+    ("staff_block", "Has staff blocked the patron?", (Condition.BLOCKED_BY_STAFF,)),
+    ("late_resources", "Does the patron hold late resources?", (Condition.LATE_RESOURCES,)),
+    (
+        "patron_type",
+        "Is the patron's type one the library authorises for interlibrary loan?",
+        (Condition.ILL_NOT_CONFIGURED, Condition.PATRON_TYPE_NOT_AUTHORIZED_FOR_ILL),
+    ),
+    ("duplicates", "Could the patron have a second account?", (Condition.POSSIBLE_DUPLICATE_ACCOUNT,)),
+)
+_FIX_NOT_FOUND = (
+    "Check the identifier the requesting system sends (its user id field must hold the patron's Person-ID or "
+    "current barcode); if the patron has no record, register them."
+)
+
+
+def _find(library_id: int, text: str, kind: IdentifierType) -> tuple[Patron | None, str, Barcode | None]:
+    """(the patron, what matched, the barcode row when a barcode matched), at ``library_id`` only."""
+    patrons = Patron.objects.select_related("library", "patron_type").filter(library_id=library_id)
+    if kind in (IdentifierType.ANY, IdentifierType.USER_ID):
+        found = patrons.filter(person_id=text).first()
+        if found is not None:
+            return found, IdentifierType.USER_ID, None
+    if kind in (IdentifierType.ANY, IdentifierType.BARCODE):
+        barcode = (
+            Barcode.objects.select_related("patron__library", "patron__patron_type")
+            .filter(library_id=library_id, number=text, patron__library_id=library_id)
+            .first()
+        )
+        if barcode is not None:
+            return barcode.patron, IdentifierType.BARCODE, barcode
+    if kind == IdentifierType.PATRON_ID and text.isdigit() and len(text) < 19:
+        found = patrons.filter(pk=int(text)).first()
+        if found is not None:
+            return found, IdentifierType.PATRON_ID, None
+    return None, "", None
+
+
+def duplicates_of(patron: Patron) -> list[int]:
+    """Other records of the library with the same name and birth date, or the same e-mail address."""
+    same = Q()
+    if patron.birth_date is not None:
+        same |= Q(
+            last_lower=patron.last_name.lower(), first_lower=patron.first_name.lower(), birth_date=patron.birth_date
+        )
+    emails = {e.lower() for e in (patron.primary_email, patron.alternate_email) if e}
+    if emails:
+        same |= Q(email_lower__in=emails) | Q(alt_email_lower__in=emails)
+    if not same:
+        return []
+    others = (
+        Patron.objects.filter(library_id=patron.library_id)
+        .exclude(pk=patron.pk)
+        .annotate(
+            last_lower=Lower("last_name"),
+            first_lower=Lower("first_name"),
+            email_lower=Lower("primary_email"),
+            alt_email_lower=Lower("alternate_email"),
+        )
+        .filter(same)
+        .order_by("pk")
+    )
+    return list(others.values_list("pk", flat=True)[:20])
+
+
+def authorised_types(library_id: int) -> list[PatronType]:
+    """The library's list of patron types authorised for interlibrary loan (``PatronType.may_use_ill``)."""
+    return list(PatronType.objects.filter(library_id=library_id, may_use_ill=True).order_by("name"))
+
+
+def _data_for(key: str, patron: Patron, base: Standing, ill: IllFacts, matched_by: str, today: dt.date,
+              barcode: Barcode | None, types: list[PatronType], duplicates: int) -> dict[str, str]:  # fmt: skip
+    """The data each item looked at; nothing here names another record or the patron's new barcode."""
+    if key == "record_found":
+        return {"matched_by": matched_by, "patron_id": str(patron.pk)}
+    if key == "record_active":
+        return {"status": patron.status, "expires_on": patron.expires_on.isoformat(), "today": today.isoformat()}
+    if key == "active_barcode":
+        return {"has_active_barcode": "no" if Condition.NO_ACTIVE_BARCODE in base.codes else "yes"}
+    if key == "identifier_current":
+        if barcode is None:
+            return {"identifier_is": matched_by}
+        replaced = barcode.replaced_at.date().isoformat() if barcode.replaced_at else ""
+        return {"identifier_is": "current barcode" if barcode.is_active else "old barcode", "replaced_on": replaced}
+    if key == "duplicates":
+        return {"possible_duplicates": str(duplicates)}
+    if key == "patron_type":
+        return {
+            "patron_type": patron.patron_type.name,
+            "authorised_types": ", ".join(t.name for t in types) or "(none: interlibrary loan is not configured)",
+        }
+    found: dict[str, str] = {}
+    for reason in base.conditions:
+        if key == "fines" and reason.code in (Condition.FINES_OVER_LIMIT, Condition.OVERDUE_INVOICE):
+            found.update(reason.details)
+        if key == "staff_block" and reason.code == Condition.BLOCKED_BY_STAFF:
+            found["blocks"] = str(int(found.get("blocks", "0")) + 1)
+        if key == "late_resources" and reason.code == Condition.LATE_RESOURCES:
+            found.update(reason.details)
+    if key == "fines" and not found:
+        found = {"over_limit": "no", "limit": f"{patron.patron_type.fine_limit:.2f}"}
+    if key == "staff_block" and not found:
+        found = {"blocks": "0"}
+    if key == "late_resources" and not found:
+        found = {"late_checkouts": "0"}
+    return found
+
+
+def _not_found(text: str, kind: IdentifierType) -> Result:
+    items = [Item("record_found", CHECKLIST[0][1], Status.FAIL, {"identifier_type": kind.value}, _FIX_NOT_FOUND,
+                  (PATRON_NOT_FOUND,))]  # fmt: skip
+    items += [Item(key, question, Status.NOT_CHECKED) for key, question, _ in CHECKLIST[1:]]
+    return Result(text, kind, "", None, None, (), tuple(items))
+
+
+def _evaluate(patron: Patron, text: str, kind: IdentifierType, matched_by: str, barcode: Barcode | None,
+              now: dt.datetime) -> Result:  # fmt: skip
+    base = standing_services.standing(patron, now=now)
+    types = authorised_types(patron.library_id)
+    duplicates = duplicates_of(patron)
+    old = barcode is not None and not barcode.is_active
+    ill = IllFacts(
+        patron_type_name=patron.patron_type.name,
+        type_authorized=any(t.pk == patron.patron_type_id for t in types),
+        any_type_authorized=bool(types),
+        identifier_is_old_barcode=old,
+        identifier_replaced_at=barcode.replaced_at if old and barcode is not None else None,
+        possible_duplicates=len(duplicates),
+    )
+    full = ill_standing(base, ill)
+    decision = full.decision(Action.ILL_REQUEST)
+    today = now.astimezone(ZoneInfo(patron.library.time_zone)).date()
+    items: list[Item] = []
+    for key, question, conditions in CHECKLIST:
+        held = [r for r in full.conditions if r.code in conditions]
+        data = _data_for(key, patron, base, ill, matched_by, today, barcode, types, len(duplicates))
+        if key == "duplicates":
+            status = Status.WARN if held else Status.PASS
+        else:
+            status = Status.FAIL if held else Status.PASS
+        fix = " ".join(r.remedy for r in held)
+        items.append(Item(key, question, status, data, fix, tuple(r.code.value for r in held)))
+    return Result(text, kind, matched_by, patron, decision, warnings(full), tuple(items), tuple(duplicates))
+
+
+def check(
+    library_id: int, identifier: str, kind: IdentifierType = IdentifierType.ANY, *, now: dt.datetime | None = None
+) -> Result:
+    """The checklist for whoever ``identifier`` names at ``library_id`` (another library's patron: not found)."""
+    text = (identifier or "").strip()[:64]
+    if not text:
+        return _not_found(text, kind)
+    patron, matched_by, barcode = _find(library_id, text, kind)
+    if patron is None:
+        return _not_found(text, kind)
+    return _evaluate(patron, text, kind, matched_by, barcode, now or clock.now())
+
+
+def check_patron(patron: Patron, *, now: dt.datetime | None = None) -> Result:
+    """The checklist for a patron staff already hold (found by record number, so no old card is involved)."""
+    return _evaluate(patron, str(patron.pk), IdentifierType.PATRON_ID, IdentifierType.PATRON_ID, None,
+                     now or clock.now())  # fmt: skip
+
+
+class PatronAuthenticationFailed(DomainError):
+    """The PIN or password given with the identifier is not the patron's."""
+
+    code = "patron_authentication_failed"
+    status = 400
+
+    def __init__(self) -> None:
+        super().__init__("The patron's identifier or PIN/password is not right.")
+
+
+def _check_pin(result: Result, pin: str, address: str | None) -> bool:
+    """Check the patron's PIN/password through the portal's sign-in (same lock-out, same directory).
+
+    Returns whether it was checked: an old card is not (the portal refuses old cards; the answer already
+    says the card was replaced). Raises ``PatronAuthenticationFailed`` or the sign-in's lock.
+    """
+    patron = result.patron
+    if patron is None or result.decision is None:
+        raise PatronAuthenticationFailed()
+    if Condition.IDENTIFIER_REPLACED.value in result.codes:
+        return False
+    if result.matched_by == IdentifierType.PATRON_ID:
+        current = Barcode.objects.filter(patron_id=patron.pk, is_active=True).values_list("number", flat=True).first()
+        login = patron.person_id or current or ""
+    else:
+        login = result.identifier
+    try:
+        signed_in = credentials.verify_password(patron.library_id, login, pin, address)
+    except credentials.SignInFailed:
+        raise PatronAuthenticationFailed() from None
+    if signed_in.pk != patron.pk:
+        raise PatronAuthenticationFailed()
+    return True
+
+
+def validate(
+    *,
+    client: ProtocolClient,
+    identifier: str,
+    kind: IdentifierType = IdentifierType.ANY,
+    pin: str | None = None,
+    address: str | None = None,
+    now: dt.datetime | None = None,
+    channel: str = AuditEvent.Channel.API,
+) -> tuple[Result, bool]:
+    """The checklist for a protocol client asking about a patron of its library; audited.
+
+    Returns the result and whether a PIN was checked. Without a PIN the client vouches for the patron.
+    """
+    result = check(client.library_id, identifier, kind, now=now)
+    pin_checked = False
+    if pin is not None and result.patron is not None:
+        pin_checked = _check_pin(result, pin, address)
+    actor = audit.Actor(user=None, channel=channel, source_ip=address)
+    patron = result.patron
+    audit.record(
+        actor, "patron.ill_validated", library_id=client.library_id,
+        patron_id=patron.pk if patron else None, patron_label=patron.display_name if patron else "",
+        client_id=client.pk, client_name=client.name, matched_by=result.matched_by,
+        eligible=result.eligible, codes=result.codes, pin_checked=pin_checked,
+    )  # fmt: skip
+    return result, pin_checked

@@ -1,0 +1,181 @@
+"""Protocol clients: who may ask, from where, and the administrators' page that manages them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from patronage.core.errors import ValidationFailed
+from patronage.core.models import AuditEvent
+from patronage.libraries.models import Library
+from patronage.libraries.permissions import Permission
+from patronage.resourcesharing import clients
+from patronage.resourcesharing.models import ProtocolClient
+from tests.factories import SYSTEM, make_branch, make_library, make_staff
+
+pytestmark = pytest.mark.django_db
+
+DATA = {"name": "Kiosk 2", "login": "kiosk-2", "protocols": ["sip2"], "allowed_networks": "192.0.2.0/28"}
+
+
+@pytest.fixture
+def library() -> Library:
+    return make_library("north", name="North Library")
+
+
+@pytest.fixture
+def kiosk(library: Library) -> tuple[ProtocolClient, str]:
+    return clients.create_client(actor=SYSTEM, library=library, data=DATA)
+
+
+def _outcome() -> str:
+    return str(AuditEvent.objects.filter(action="protocol_client.authenticate").latest("pk").detail["outcome"])
+
+
+def test_the_right_secret_from_an_allowed_address_signs_the_client_in(kiosk: tuple[ProtocolClient, str]) -> None:
+    client, secret = kiosk
+    assert clients.authenticate_client("sip2", "kiosk-2", secret, "192.0.2.5") == client
+    assert _outcome() == "ok"
+    client.refresh_from_db()
+    assert client.last_used_at is not None
+    assert secret not in client.secret_digest
+
+
+@pytest.mark.parametrize(
+    ("change", "login", "protocol", "address", "outcome"),
+    [
+        ({}, "kiosk-2", "sip2", "192.0.2.5", "wrong_secret"),
+        ({}, "nobody", "sip2", "192.0.2.5", "unknown_login"),
+        ({}, "kiosk-2", "sip2", "198.51.100.7", "address_not_allowed"),
+        ({}, "kiosk-2", "rest", "192.0.2.5", "protocol_not_allowed"),
+        ({"enabled": False}, "kiosk-2", "sip2", "192.0.2.5", "disabled"),
+    ],
+)
+def test_every_refusal_gives_one_answer_and_the_audit_log_says_which(
+    kiosk: tuple[ProtocolClient, str], change: dict[str, Any], login: str, protocol: str, address: str, outcome: str
+) -> None:
+    client, secret = kiosk
+    if change:
+        clients.update_client(actor=SYSTEM, client=client, data={**DATA, **change})
+    given = "pcs_wrong" if outcome == "wrong_secret" else secret
+    with pytest.raises(clients.ClientAuthenticationFailed):
+        clients.authenticate_client(protocol, login, given, address)
+    assert _outcome() == outcome
+
+
+def test_repeated_wrong_secrets_lock_the_login_even_for_the_right_secret(
+    kiosk: tuple[ProtocolClient, str], settings: Any
+) -> None:
+    settings.LOGIN_FAILURE_LIMIT = 3
+    _, secret = kiosk
+    for _ in range(2):
+        with pytest.raises(clients.ClientAuthenticationFailed):
+            clients.authenticate_client("sip2", "kiosk-2", "pcs_guess", "192.0.2.5")
+    with pytest.raises(clients.ClientLocked):
+        clients.authenticate_client("sip2", "kiosk-2", "pcs_guess", "192.0.2.5")
+    with pytest.raises(clients.ClientLocked):
+        clients.authenticate_client("sip2", "kiosk-2", secret, "192.0.2.6")
+
+
+def test_a_reset_secret_replaces_the_old_one(kiosk: tuple[ProtocolClient, str]) -> None:
+    client, old = kiosk
+    new = clients.reset_secret(actor=SYSTEM, client=client)
+    with pytest.raises(clients.ClientAuthenticationFailed):
+        clients.authenticate_client("sip2", "kiosk-2", old, "192.0.2.5")
+    assert clients.authenticate_client("sip2", "kiosk-2", new, "192.0.2.5") == client
+
+
+def test_bad_settings_get_field_messages_and_write_nothing(library: Library) -> None:
+    bad = {"name": "", "login": "bad login!", "protocols": ["gopher"], "allowed_networks": "not-an-ip",
+           "charset": "ebcdic"}  # fmt: skip
+    with pytest.raises(ValidationFailed) as caught:
+        clients.create_client(actor=SYSTEM, library=library, data=bad)
+    assert set(caught.value.errors) == {"name", "login", "protocols", "allowed_networks", "charset"}
+    assert "not-an-ip" in caught.value.errors["allowed_networks"][0]
+    assert not ProtocolClient.objects.exists()
+
+
+def test_administrators_create_a_client_and_see_its_secret_once(library: Library) -> None:
+    staff = Client()
+    staff.force_login(make_staff(library, [Permission.CONFIGURE_LIBRARY]))
+    form = staff.get("/staff/admin/clients/new/").content.decode()
+    assert 'name="protocols" value="ncip"' in form
+    response = staff.post("/staff/admin/clients/new/", {**DATA, "protocols": ["sip2", "rest"], "enabled": "on",
+                                                        "charset": "cp850"})  # fmt: skip
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    secret = re.search(r'value="(pcs_[^"]+)"', response.content.decode())
+    assert secret is not None
+    created = ProtocolClient.objects.get()
+    assert created.protocols == ["rest", "sip2"]
+    assert clients.authenticate_client("rest", "kiosk-2", secret.group(1), "192.0.2.1") == created
+    listing = staff.get("/staff/admin/clients/").content.decode()
+    assert "Kiosk 2" in listing
+    assert secret.group(1) not in listing
+    edit = staff.get(f"/staff/admin/clients/{created.pk}/").content.decode()
+    assert secret.group(1) not in edit
+
+
+def test_the_form_shows_what_to_fix_with_status_400(library: Library) -> None:
+    staff = Client()
+    staff.force_login(make_staff(library, [Permission.CONFIGURE_LIBRARY]))
+    response = staff.post("/staff/admin/clients/new/", {**DATA, "allowed_networks": "", "protocols": []})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'href="#f-allowed_networks"' in page
+    assert "Choose one or more of the protocols" in page
+
+
+def test_another_librarys_client_is_not_found_and_staff_without_the_permission_are_refused(
+    library: Library, kiosk: tuple[ProtocolClient, str]
+) -> None:
+    client, _ = kiosk
+    south = make_library("south")
+    other = Client()
+    other.force_login(make_staff(south, [Permission.CONFIGURE_LIBRARY]))
+    assert other.get(f"/staff/admin/clients/{client.pk}/").status_code == 404
+    assert other.post(f"/staff/admin/clients/{client.pk}/reset-secret/", {"confirm": "yes"}).status_code == 404
+    desk = Client()
+    desk.force_login(make_staff(library, [Permission.VIEW_PATRONS]))
+    assert desk.get("/staff/admin/clients/").status_code == 403
+
+
+def test_resetting_on_the_page_asks_first_then_shows_the_new_secret_once(
+    library: Library, kiosk: tuple[ProtocolClient, str]
+) -> None:
+    client, old = kiosk
+    staff = Client()
+    staff.force_login(make_staff(library, [Permission.CONFIGURE_LIBRARY]))
+    assert (
+        "Reset the secret of Kiosk 2?" in staff.get(f"/staff/admin/clients/{client.pk}/reset-secret/").content.decode()
+    )
+    page = staff.post(f"/staff/admin/clients/{client.pk}/reset-secret/", {"confirm": "yes"}).content.decode()
+    new = re.search(r'value="(pcs_[^"]+)"', page)
+    assert new is not None
+    assert new.group(1) != old
+    assert AuditEvent.objects.filter(action="protocol_client.secret_reset").count() == 1
+
+
+def test_administrators_choose_the_interlibrary_loan_center_and_period_on_the_page(
+    library: Library, kiosk: tuple[ProtocolClient, str]
+) -> None:
+    client, _ = kiosk
+    center = make_branch(library, "ill-desk", name="ILL desk")
+    center.is_checkout_center = True
+    center.save(update_fields=["is_checkout_center"])
+    make_branch(library, "stacks", name="Closed stacks")  # lends nothing: not offered
+    staff = Client()
+    staff.force_login(make_staff(library, [Permission.CONFIGURE_LIBRARY]))
+    form = staff.get(f"/staff/admin/clients/{client.pk}/").content.decode()
+    assert ">ILL desk</option>" in form
+    assert "Closed stacks" not in form
+
+    bad = staff.post(f"/staff/admin/clients/{client.pk}/", {**DATA, "ill_center": str(center.pk), "ill_loan_days": "0"})
+    assert bad.status_code == 400
+    assert "from 1 to 365" in bad.content.decode()
+    staff.post(f"/staff/admin/clients/{client.pk}/", {**DATA, "ill_center": str(center.pk), "ill_loan_days": "21"})
+    client.refresh_from_db()
+    assert (client.ill_center_id, client.ill_loan_days) == (center.pk, 21)
