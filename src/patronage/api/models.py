@@ -26,3 +26,30 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class IdempotencyKey(models.Model):
+    """The stored answer to one API request sent with an ``Idempotency-Key`` header (``api.idempotency``).
+
+    ``fingerprint`` is a SHA-256 of the method, the path and the request body (as canonical JSON), so the
+    same key with another request is told apart. Only finished answers are ever committed: the row is
+    written in the same transaction as the action, so it exists exactly when the action happened (or was
+    refused with a 4xx). Rows older than ``idempotency.LIFETIME`` are ignored and purged.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    fingerprint = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField(default=0)
+    response_body = models.TextField(blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    location = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="api_idempotency_user_key")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} ({self.key[:20]})"
