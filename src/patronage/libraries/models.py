@@ -5,7 +5,7 @@ import zoneinfo
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 from .permissions import Permission
@@ -32,6 +32,15 @@ class Library(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     country = models.CharField(
         max_length=2, default="US", validators=[validate_region], help_text="For phone numbers: ISO 3166 code."
+    )
+    lending_history_retention_days = models.PositiveIntegerField(
+        "Lending history retention (days)",
+        null=True,
+        blank=True,
+        default=365,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Completed reservations and checkouts older than this lose their link to the patron, unless "
+        "the patron chose to keep their history. 1 to 3650 days; empty: keep forever.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -23,13 +23,13 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
 from patronage.core import audit
-from patronage.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from patronage.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from patronage.core.models import AuditEvent
 from patronage.core.values import flag
 
 from .access import permissions_by_library
 from .models import Branch, Library, Membership, Role, code_validator, validate_region
-from .permissions import Permission
+from .permissions import DEFAULT_ROLES, Permission
 
 ADMINISTER = Permission.CONFIGURE_LIBRARY
 
@@ -157,6 +157,23 @@ def clean_country(value: object, *, field: str = "country") -> str:
     return code
 
 
+RETENTION_DAYS_MAX = 3650
+
+
+def clean_retention_days(value: object, *, field: str = "lending_history_retention_days") -> int | None:
+    """The lending history retention period: 1 to 3650 whole days, or empty for "keep forever"."""
+    text = str(value if value is not None else "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= RETENTION_DAYS_MAX:
+        raise FieldError(
+            field,
+            f"Enter a whole number of days from 1 to {RETENTION_DAYS_MAX:,}, e.g. 365, "
+            "or leave it empty to keep lending history forever.",
+        )
+    return int(text)
+
+
 def _lock(library: Library) -> Library:
     """Re-read the library under a row lock; configuration changes at one library queue up."""
     return Library.objects.select_for_update().get(pk=library.pk)
@@ -177,13 +194,19 @@ def _changed(obj: object, values: Mapping[str, Any]) -> list[str]:
 
 @transaction.atomic
 def save_library(*, actor: audit.Actor, library: Library, data: Mapping[str, Any]) -> Library:
-    """Change the library's name, currency, time zone and country (its code stays as it is)."""
+    """Change the library's name, currency, time zone and country (its code stays as it is), and its lending
+    history retention period when ``data`` has one (an empty value: keep forever)."""
     library = _lock(library)
     errors = _Errors()
     values: dict[str, Any] = {"name": _text(errors, data, "name", max_length=200, required=True)}
     for field, clean in (("currency", clean_currency), ("time_zone", clean_time_zone), ("country", clean_country)):
         try:
             values[field] = clean(data.get(field))
+        except FieldError as exc:
+            errors.catch(exc)
+    if "lending_history_retention_days" in data:
+        try:
+            values["lending_history_retention_days"] = clean_retention_days(data["lending_history_retention_days"])
         except FieldError as exc:
             errors.catch(exc)
     errors.raise_any()
@@ -553,3 +576,76 @@ def remove_membership(*, actor: audit.Actor, library: Library, membership: Membe
         actor, "membership.removed", library_id=library.pk, membership_id=membership_id, user_id=user_id,
         username=username,
     )  # fmt: skip
+
+
+# --- a new library -----------------------------------------------------------------------------
+
+ADMINISTRATOR_ROLE = "Library administrator"
+
+
+@transaction.atomic
+def create_library(
+    *, actor: audit.Actor, data: Mapping[str, Any], administrator: Mapping[str, Any]
+) -> tuple[Library, Membership]:
+    """Set up a new library: its settings, a first branch, the default roles and its first administrator.
+
+    ``data`` holds ``code``, ``name``, ``currency``, ``time_zone``, ``country`` and the first branch's
+    ``branch_code``, ``branch_name`` and optional ``branch_email`` and ``branch_is_checkout_center``. ``administrator`` holds the account fields ``save_membership``
+    takes (``username``, ``first_name``, ``last_name``, ``email``, ``password``); a username that exists
+    already gives that account the administrator's place here. The roles are ``DEFAULT_ROLES``; the
+    administrator gets the one with every permission. Only the command line (or the system) may create a
+    library: whoever installs Patronage does, and no staff member can make libraries of their own.
+    Every problem of every field is reported at once; nothing is written unless all is well.
+    """
+    if actor.account is not None or actor.channel not in {AuditEvent.Channel.CLI, AuditEvent.Channel.SYSTEM}:
+        raise PermissionDenied("A library is created from the command line (patronage create_library).")
+    errors = _Errors()
+    code = _code(errors, data)
+    values: dict[str, Any] = {"code": code, "name": _text(errors, data, "name", max_length=200, required=True)}
+    for field, clean in (("currency", clean_currency), ("time_zone", clean_time_zone), ("country", clean_country)):
+        try:
+            values[field] = clean(data.get(field))
+        except FieldError as exc:
+            errors.catch(exc)
+    if code and Library.objects.filter(code__iexact=code).exists():
+        errors.add("code", f"A library with the code {code!r} exists already; choose another.")
+    branch = {
+        "code": str(data.get("branch_code") or "").strip(),
+        "name": str(data.get("branch_name") or "").strip(),
+        "email": str(data.get("branch_email") or "").strip(),
+        "is_checkout_center": data.get("branch_is_checkout_center", False),
+    }
+    # The branch is checked as save_branch checks it, with its fields named as the caller gave them.
+    branch_errors = _Errors()
+    _code(branch_errors, branch)
+    _text(branch_errors, branch, "name", max_length=200, required=True)
+    _email(branch_errors, branch)
+    for field, messages in branch_errors.by_field.items():
+        for message in messages:
+            errors.add(f"branch_{field}", message)
+    if not str(administrator.get("username") or "").strip():
+        errors.add("username", "Name the library's first administrator's account, e.g. jsmith.")
+    errors.raise_any()
+
+    library = Library(**values)
+    try:
+        with transaction.atomic():
+            library.save()
+    except IntegrityError:  # a concurrent creation took the code between the check and the write
+        raise FieldError("code", f"A library with the code {code!r} exists already; choose another.") from None
+    first_branch = save_branch(actor=actor, library=library, branch=None, data=branch)
+    # The roles are made directly: save_role refuses any change that leaves a library without an
+    # administrator, and a library has none until the membership below exists.
+    roles = {
+        name: Role.objects.create(library=library, name=name, permissions=[p.value for p in Permission if p in perms])
+        for name, perms in DEFAULT_ROLES.items()
+    }
+    account = {**administrator, "home_branch": str(first_branch.pk)}
+    membership = save_membership(
+        actor=actor, library=library, membership=None, data=account, roles=[roles[ADMINISTRATOR_ROLE].pk]
+    )
+    audit.record(
+        actor, "library.created", library_id=library.pk, code=library.code, branch_id=first_branch.pk,
+        roles=sorted(roles), administrator=membership.user.get_username(),
+    )  # fmt: skip
+    return library, membership

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from patronage.blocks import services as blocks
@@ -26,8 +25,7 @@ from patronage.core.audit import Actor
 from patronage.fines import services as fines
 from patronage.fines.models import Fee
 from patronage.libraries import services as libraries
-from patronage.libraries.models import Branch, Library, Membership, Role
-from patronage.libraries.permissions import DEFAULT_ROLES
+from patronage.libraries.models import Branch, Library, Role
 from patronage.patrons import services as patrons
 from patronage.patrons.models import Patron, PatronType
 
@@ -267,15 +265,26 @@ class _Loader:
     # Configuration ------------------------------------------------------------------------------
 
     def _library(self, spec: LibrarySpec) -> None:
-        # There is no service that creates a library (it is set up once, by whoever installs Patronage).
-        library = Library(
-            code=spec.code, name=spec.name, currency="USD", time_zone=spec.time_zone, country=spec.country
-        )
-        library.full_clean()
-        library.save()
+        # The consortium account is every library's first administrator; the other accounts come later.
+        first_admin = next(s for s in SIGN_INS if len(s.roles) == len(LIBRARIES))
+        first, _, last = first_admin.name.partition(" ")
+        (code, name, lends), *other_branches = spec.branches
+        data = {
+            "code": spec.code, "name": spec.name, "currency": "USD", "time_zone": spec.time_zone,
+            "country": spec.country, "branch_code": code, "branch_name": name, "branch_is_checkout_center": lends,
+            "branch_email": f"{code}@{spec.email_domain}",
+        }  # fmt: skip
+        account = {
+            "username": first_admin.username, "password": first_admin.password, "first_name": first,
+            "last_name": last, "email": f"{first_admin.username}@example.org",
+        }  # fmt: skip
+        library, _ = libraries.create_library(actor=self.actor, data=data, administrator=account)
+        if not self.libraries:
+            self.summary.staff += 1  # made with the first library; the others attach the same account
         self.libraries[spec.code] = library
         self.summary.libraries += 1
-        for code, name, lends in spec.branches:
+        self.summary.branches += 1
+        for code, name, lends in other_branches:
             data = {"code": code, "name": name, "is_checkout_center": lends, "email": f"{code}@{spec.email_domain}"}
             libraries.save_branch(actor=self.actor, library=library, branch=None, data=data)
             self.summary.branches += 1
@@ -289,30 +298,9 @@ class _Loader:
             )  # fmt: skip
 
     def _staff(self) -> None:
-        # The role and account services refuse any change that leaves a library without an administrator,
-        # so a new library's first administrator is set up directly: the consortium account, which
-        # administers both libraries. Every other role and account then goes through the services.
         first_admin = next(s for s in SIGN_INS if len(s.roles) == len(LIBRARIES))
-        first, _, last = first_admin.name.partition(" ")
-        user = get_user_model().objects.create_user(
-            username=first_admin.username, password=first_admin.password, first_name=first, last_name=last,
-            email=f"{first_admin.username}@example.org",
-        )  # fmt: skip
-        self.summary.staff += 1
-        for code, role_name in first_admin.roles:
-            library = self.libraries[code]
-            role = Role.objects.create(
-                library=library, name=role_name, permissions=sorted(p.value for p in DEFAULT_ROLES[role_name])
-            )
-            self.roles[(code, role_name)] = role
-            home = library.branches.order_by("pk").first()
-            Membership.objects.create(user=user, library=library, home_branch=home).roles.add(role)
-        for code, library in self.libraries.items():
-            for name, permissions in DEFAULT_ROLES.items():
-                if (code, name) not in self.roles:
-                    self.roles[(code, name)] = libraries.save_role(
-                        actor=self.actor, library=library, role=None, name=name, permissions=sorted(permissions)
-                    )
+        for role in Role.objects.filter(library__in=self.libraries.values()).select_related("library"):
+            self.roles[(role.library.code, role.name)] = role
         for sign_in in SIGN_INS:
             if sign_in is first_admin:
                 continue
