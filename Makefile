@@ -38,6 +38,11 @@ run: install
 test: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+## Run only the real-browser tests (axe accessibility and keyboard; needs Debian's chromium).
+.PHONY: test-browser
+test-browser: install-dev
+	$(BIN)/pytest -m browser tests/browser $(PYTEST_ARGS)
+
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -54,6 +59,10 @@ worker: install
 
 bench: install-dev
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+.PHONY: bench-lending
+bench-lending: install-dev
+	$(BIN)/python -m bench.lending $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info src/*.egg-info
