@@ -188,6 +188,13 @@ class _Writer:
             return
         table = model._meta.db_table
         columns = _columns(model, fields)
+        # A column the generator does not name (a field added to the model since) gets the model's default,
+        # so that a new NOT NULL field with a default does not stop the bench.
+        defaults = [f for f in model._meta.concrete_fields if f.name not in fields and f.has_default()]
+        if defaults:
+            columns += [f.column for f in defaults]
+            tail = tuple(f.get_default() for f in defaults)
+            rows = [row + tail for row in rows]
         with connection.cursor() as cursor:
             if self.vendor == "postgresql":
                 # psycopg 3: the Django cursor wraps the driver's cursor, whose copy() streams rows.

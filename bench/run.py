@@ -89,6 +89,7 @@ def _environment(patrons: int) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "git_commit": _git_commit(),
+        "load_average": _load(),
     }
     try:
         import psycopg
@@ -97,6 +98,14 @@ def _environment(patrons: int) -> dict[str, Any]:
     except ImportError:
         pass
     return env
+
+
+def _load() -> list[float]:
+    """The 1-, 5- and 15-minute load averages: the machine may be shared, and the figures depend on it."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
 
 
 def _git_commit() -> str:
@@ -189,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         help="workload key(s) to run: barcode, name_prefix, email, standing",
     )
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
+    parser.add_argument(
+        "--prepared",
+        action="store_true",
+        help="PostgreSQL: bind parameters server-side and prepare repeated statements (the OPTIONS "
+        "server_side_binding=True, prepare_threshold=5), for both floor and application",
+    )
     args = parser.parse_args(argv)
     patrons = args.patrons or (1_000_000 if args.db == "postgres" else 100_000)
     url = args.database_url or _default_url(args.db, patrons)
@@ -203,11 +218,19 @@ def main(argv: list[str] | None = None) -> int:
 
     django.setup()
     from django.core.management import call_command
+    from django.db import connections
+
+    if args.prepared:
+        if args.db != "postgres":
+            raise SystemExit("--prepared is for PostgreSQL")
+        # Read when the connection opens; Django turns preparation off unless the settings say otherwise.
+        options = connections["default"].settings_dict.setdefault("OPTIONS", {})
+        options.update({"server_side_binding": True, "prepare_threshold": 5})
 
     from . import generate, workloads
 
     seed = args.seed if args.seed is not None else generate.SEED
-    print(f"bench: {args.db} at {url}, {patrons:,} patrons")
+    print(f"bench: {args.db} at {url}, {patrons:,} patrons" + (", statements prepared" if args.prepared else ""))
     started = time.perf_counter()
     call_command("migrate", interactive=False, verbosity=0)
     summary = generate.existing(patrons) if args.reuse else None
@@ -233,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         built = [w for w in built if w.key in args.only]
     results: dict[str, Any] = {}
     for index, workload in enumerate(built):
-        print(f"\n{workload.title}  ({len(workload.keys):,} keys)")
+        print(f"\n{workload.title}  ({len(workload.keys):,} keys; load average {_load()})")
         plans = workloads.query_plans(workload, workload.keys[0])
         mismatches = workloads.same_answers(workload, workload.keys[:50])
         for side in ("floor", "app"):
@@ -250,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=seed + index,
         )
         result["plans"] = plans
+        result["load_average_after"] = _load()
         result["answer_mismatches"] = mismatches
         results[workload.key] = result
         print(f"  floor  {_fmt(result['floor'])}")
@@ -275,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": args.rounds,
             "warmup": args.warmup,
             "seed": seed,
+            "prepared": args.prepared,
         },
         "targets": TARGETS,
         "workloads": results,
@@ -282,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_save:
         RESULTS_DIR.mkdir(exist_ok=True)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS_DIR / f"{args.db}-{patrons}-{stamp}.json"
+        path = RESULTS_DIR / f"{args.db}-{patrons}{'-prepared' if args.prepared else ''}-{stamp}.json"
         path.write_text(json.dumps(report, indent=2, default=str) + "\n")
         print(f"\nsaved {path}")
     return 0

@@ -10,9 +10,10 @@ works, with fewer conditions, when such an app is not installed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 # The facts standing knows how to judge (see rules.PatronFacts); an app can only fill these in.
-KNOWN: tuple[str, ...] = ("late_checkouts", "overdue_owed")
+KNOWN: tuple[str, ...] = ("late_checkouts", "overdue_owed", "verification_pending")
 
 _registry: dict[str, Callable[[], str]] = {}
 
@@ -22,13 +23,18 @@ def register_fact(name: str, sql: Callable[[], str]) -> None:
     if name not in KNOWN:
         raise ValueError(f"standing does not know the fact {name!r}; add it to facts.KNOWN and rules first")
     _registry[name] = sql
+    expressions.cache_clear()
 
 
-def expressions() -> list[tuple[str, str, int]]:
-    """Per known fact: its name, the SQL expression (0 when unregistered), and how many ``%s`` it takes."""
+@cache
+def expressions() -> tuple[tuple[str, str, int], ...]:
+    """Per known fact: its name, the SQL expression (0 when unregistered), and how many ``%s`` it takes.
+
+    Built once (apps register in ``ready()``; a registration builds it anew), since standing asks on every
+    decision and the expressions only name tables."""
     found = []
     for name in KNOWN:
         provider = _registry.get(name)
         sql = f"({provider()})" if provider is not None else "0"
         found.append((name, sql, sql.count("%s")))
-    return found
+    return tuple(found)

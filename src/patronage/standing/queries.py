@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from django.db import connection
@@ -22,7 +23,10 @@ from . import facts
 from .rules import BlockFact, PatronFacts
 
 
-def _sql() -> str:
+@cache
+def _statement(registered_facts: tuple[tuple[str, str, int], ...]) -> tuple[str, int]:
+    """The statement and how many extra ``now`` parameters the registered facts take; built once per set of
+    registered facts instead of on every decision."""
     t = {
         "patron": Patron._meta.db_table,
         "ptype": PatronType._meta.db_table,
@@ -33,8 +37,8 @@ def _sql() -> str:
         "waiver": Waiver._meta.db_table,
         "block": Block._meta.db_table,
     }
-    registered = "".join(f",\n               {sql}" for _, sql, _ in facts.expressions())
-    return f"""
+    registered = "".join(f",\n               {sql}" for _, sql, _ in registered_facts)
+    sql = f"""
         SELECT p.status, p.expires_on, t.fine_limit, l.currency, l.time_zone,
                EXISTS (SELECT 1 FROM {t["barcode"]} b WHERE b.patron_id = p.id AND b.is_active),
                COALESCE((SELECT SUM(f.amount) FROM {t["fee"]} f WHERE f.patron_id = p.id), 0),
@@ -47,6 +51,7 @@ def _sql() -> str:
         JOIN {t["library"]} l ON l.id = p.library_id
         WHERE p.id = %s
     """
+    return sql, sum(n for _, _, n in registered_facts)
 
 
 _CENT = Decimal("0.01")
@@ -65,23 +70,23 @@ def _to_date(value: object) -> dt.date:
 
 
 def facts_for(patron_id: int, now: dt.datetime) -> PatronFacts | None:
+    registered_facts = facts.expressions()
+    sql, extra = _statement(registered_facts)
     with connection.cursor() as cursor:
         # In the database's own form (on SQLite a UTC text like the stored values), so that comparisons
         # in raw SQL hold whatever zone ``now`` carries.
         at = connection.ops.adapt_datetimefield_value(now)
-        extra = [at] * sum(n for _, _, n in facts.expressions())
-        cursor.execute(_sql(), [at, *extra, patron_id])
+        cursor.execute(sql, [at, *([at] * extra), patron_id])
         row = cursor.fetchone()
     if row is None:
         return None
     status, expires_on, fine_limit, currency, time_zone, has_barcode, fees, paid, waived, blocked = row[:10]
-    registered = {name: value or 0 for (name, _, _), value in zip(facts.expressions(), row[10:], strict=True)}
+    registered = {name: value or 0 for (name, _, _), value in zip(registered_facts, row[10:], strict=True)}
     blocks: tuple[BlockFact, ...] = ()
     if blocked:
-        blocks = tuple(
-            BlockFact(b.pk, b.created_at, b.ends_at, b.comment)
-            for b in active_blocks(patron_id, now).order_by("created_at")
-        )
+        # Values, not Block instances: the rule needs four fields, and the ORM's objects cost more than the read.
+        in_force = active_blocks(patron_id, now).order_by("created_at", "pk")
+        blocks = tuple(BlockFact(*row) for row in in_force.values_list("pk", "created_at", "ends_at", "comment"))
     return PatronFacts(
         status=status,
         expires_on=_to_date(expires_on),
@@ -93,4 +98,5 @@ def facts_for(patron_id: int, now: dt.datetime) -> PatronFacts | None:
         blocks=blocks,
         overdue_owed=_decimal(registered["overdue_owed"]),
         late_checkouts=int(registered["late_checkouts"]),
+        verification_pending=bool(registered["verification_pending"]),
     )

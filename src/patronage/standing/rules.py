@@ -28,6 +28,15 @@ class Condition(StrEnum):
     # type asked for), never by ``conditions``; listed so every face renders one set of codes.
     SIGNATURE_MISSING = "signature_missing"
     NOT_AUTHORIZED_FOR_RESOURCE_TYPE = "not_authorized_for_resource_type"
+    # Judged per interlibrary-loan request by resourcesharing (they depend on the identifier the
+    # requester gave and on the library's interlibrary-loan configuration), through ``ill_conditions``.
+    ILL_NOT_CONFIGURED = "ill_not_configured"
+    PATRON_TYPE_NOT_AUTHORIZED_FOR_ILL = "patron_type_not_authorized_for_ill"
+    IDENTIFIER_REPLACED = "identifier_replaced"
+    # A warning for staff, never a refusal: it forbids nothing.
+    POSSIBLE_DUPLICATE_ACCOUNT = "possible_duplicate_account"
+    # An online change of contact details waits for staff to verify it (patronage.updates).
+    VERIFICATION_PENDING = "verification_pending"
 
 
 class Action(StrEnum):
@@ -53,8 +62,13 @@ FORBIDS: Mapping[Condition, frozenset[Action]] = {
     Condition.NO_ACTIVE_BARCODE: frozenset({Action.CHECK_OUT, Action.RENEW, Action.ILL_REQUEST}),
     Condition.OVERDUE_INVOICE: _BORROWING,
     Condition.LATE_RESOURCES: _BORROWING,
+    Condition.VERIFICATION_PENDING: frozenset({Action.CHECK_OUT}),
     Condition.SIGNATURE_MISSING: _BORROWING,
     Condition.NOT_AUTHORIZED_FOR_RESOURCE_TYPE: _BORROWING,
+    Condition.ILL_NOT_CONFIGURED: frozenset({Action.ILL_REQUEST}),
+    Condition.PATRON_TYPE_NOT_AUTHORIZED_FOR_ILL: frozenset({Action.ILL_REQUEST}),
+    Condition.IDENTIFIER_REPLACED: frozenset({Action.ILL_REQUEST}),
+    Condition.POSSIBLE_DUPLICATE_ACCOUNT: frozenset(),
 }
 
 
@@ -80,6 +94,7 @@ class PatronFacts:
     blocks: tuple[BlockFact, ...] = ()
     overdue_owed: Decimal = Decimal("0.00")  # still owed on circulation's overdue invoices
     late_checkouts: int = 0  # checkouts past their end and not fully returned, at any center
+    verification_pending: bool = False  # an update request of the patron waits for staff
 
 
 @dataclass(frozen=True)
@@ -208,6 +223,15 @@ def conditions(facts: PatronFacts) -> tuple[Reason, ...]:
                 {"late_checkouts": str(facts.late_checkouts)},
             )
         )
+    if facts.verification_pending:
+        found.append(
+            Reason(
+                Condition.VERIFICATION_PENDING,
+                "The patron asked online to change contact details; the change waits for staff to verify it.",
+                "Your change of contact details is waiting for the library to check it.",
+                "Verify or reject the request under Update requests (Resolve a Verify Patron block).",
+            )
+        )
     if not facts.has_active_barcode:
         found.append(
             Reason(
@@ -222,3 +246,79 @@ def conditions(facts: PatronFacts) -> tuple[Reason, ...]:
 
 def standing(facts: PatronFacts) -> Standing:
     return Standing(conditions(facts))
+
+
+@dataclass(frozen=True)
+class IllFacts:
+    """What an interlibrary-loan request adds to the patron's standing facts."""
+
+    patron_type_name: str
+    type_authorized: bool  # the patron's type is one the library authorises for interlibrary loan
+    any_type_authorized: bool  # the library authorises at least one type (else ILL is not configured)
+    identifier_replaced_at: dt.datetime | None = None  # the identifier given is a barcode replaced then
+    identifier_is_old_barcode: bool = False
+    possible_duplicates: int = 0  # other records with the same name and birth date, or the same e-mail
+
+
+def ill_conditions(facts: IllFacts) -> tuple[Reason, ...]:
+    """The conditions an interlibrary-loan request adds, in a stable order."""
+    found: list[Reason] = []
+    if facts.identifier_is_old_barcode:
+        when = f" on {facts.identifier_replaced_at:%Y-%m-%d}" if facts.identifier_replaced_at else ""
+        found.append(
+            Reason(
+                Condition.IDENTIFIER_REPLACED,
+                f"The barcode given is an old card of this patron, replaced{when}.",
+                f"This library card was replaced{when}. Use your current card number.",
+                "Ask the patron for the current card, or update the user id the requesting system holds "
+                "(for example the ReShare or SSO patron id) to the current barcode.",
+                {
+                    "replaced_on": facts.identifier_replaced_at.date().isoformat()
+                    if facts.identifier_replaced_at
+                    else ""
+                },
+            )
+        )
+    if not facts.any_type_authorized:
+        found.append(
+            Reason(
+                Condition.ILL_NOT_CONFIGURED,
+                "Interlibrary loan is not configured at this library: no patron type is authorised for it.",
+                "Interlibrary loan is not available from this library at the moment.",
+                "An administrator ticks 'May request through interlibrary loan' on each patron type that may "
+                "use it (Administration, Patron types).",
+            )
+        )
+    elif not facts.type_authorized:
+        found.append(
+            Reason(
+                Condition.PATRON_TYPE_NOT_AUTHORIZED_FOR_ILL,
+                f"Patrons of type {facts.patron_type_name} are not authorised for interlibrary loan.",
+                "Your type of membership does not include interlibrary loan.",
+                f"If the type {facts.patron_type_name} should use interlibrary loan, an administrator ticks "
+                "'May request through interlibrary loan' on it; otherwise change the patron's type.",
+                {"patron_type": facts.patron_type_name},
+            )
+        )
+    if facts.possible_duplicates:
+        found.append(
+            Reason(
+                Condition.POSSIBLE_DUPLICATE_ACCOUNT,
+                f"{facts.possible_duplicates} other record(s) have the same name and birth date or the same "
+                "e-mail address: the patron may have two accounts.",
+                "",
+                "Compare the records; merge or deactivate the duplicate and give the patron the current credentials.",
+                {"count": str(facts.possible_duplicates)},
+            )
+        )
+    return tuple(found)
+
+
+def ill_standing(base: Standing, facts: IllFacts) -> Standing:
+    """The patron's standing as an interlibrary-loan request sees it."""
+    return Standing(base.conditions + ill_conditions(facts))
+
+
+def warnings(standing: Standing) -> tuple[Reason, ...]:
+    """Conditions shown to staff that forbid nothing."""
+    return tuple(r for r in standing.conditions if not FORBIDS[r.code])

@@ -10,7 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from patronage.standing.rules import FORBIDS, Action, BlockFact, Condition, PatronFacts, standing
+from patronage.standing.rules import (
+    FORBIDS,
+    Action,
+    BlockFact,
+    Condition,
+    IllFacts,
+    PatronFacts,
+    ill_standing,
+    standing,
+    warnings,
+)
 
 TODAY = dt.date(2026, 3, 1)
 CLEAR = PatronFacts(
@@ -102,7 +112,18 @@ def test_the_table_covers_every_condition_and_codes_are_stable() -> None:
         "late_resources",
         "signature_missing",
         "not_authorized_for_resource_type",
+        "ill_not_configured",
+        "patron_type_not_authorized_for_ill",
+        "identifier_replaced",
+        "possible_duplicate_account",
+        "verification_pending",
     ]
+
+
+def test_a_pending_update_request_forbids_checking_out_and_nothing_else() -> None:
+    result = standing(replace(CLEAR, verification_pending=True))
+    assert result.codes == ["verification_pending"]
+    assert [a for a in Action if not result.decision(a).allowed] == [Action.CHECK_OUT]
 
 
 def test_overdue_invoices_and_late_resources_forbid_borrowing_but_not_signing_in_or_paying() -> None:
@@ -124,3 +145,50 @@ def test_overdue_invoices_and_late_resources_forbid_borrowing_but_not_signing_in
 def test_fines_condition_matches_the_comparison_for_any_amounts(balance: Decimal, limit: Decimal) -> None:
     result = standing(replace(CLEAR, balance=balance, fine_limit=limit))
     assert ("fines_over_limit" in result.codes) == (balance > limit)
+
+
+ILL_OK = IllFacts(patron_type_name="Adult", type_authorized=True, any_type_authorized=True)
+
+
+def test_an_interlibrary_loan_request_by_a_clear_patron_of_an_authorised_type_is_allowed() -> None:
+    result = ill_standing(standing(CLEAR), ILL_OK)
+    assert result.decision(Action.ILL_REQUEST).allowed
+
+
+def test_no_authorised_type_fails_closed_saying_interlibrary_loan_is_not_configured() -> None:
+    facts = replace(ILL_OK, type_authorized=False, any_type_authorized=False)
+    decision = ill_standing(standing(CLEAR), facts).decision(Action.ILL_REQUEST)
+    assert decision.codes == ["ill_not_configured"]
+    assert "not configured" in decision.reasons[0].staff_message
+
+
+def test_a_type_not_authorised_refuses_interlibrary_loan_only() -> None:
+    result = ill_standing(standing(CLEAR), replace(ILL_OK, patron_type_name="Community", type_authorized=False))
+    assert result.decision(Action.ILL_REQUEST).codes == ["patron_type_not_authorized_for_ill"]
+    assert "Community" in result.conditions[0].staff_message
+    assert all(result.decision(a).allowed for a in Action if a != Action.ILL_REQUEST)
+
+
+def test_an_old_barcode_says_when_it_was_replaced() -> None:
+    replaced = dt.datetime(2025, 11, 3, 15, 0, tzinfo=dt.UTC)
+    facts = replace(ILL_OK, identifier_is_old_barcode=True, identifier_replaced_at=replaced)
+    decision = ill_standing(standing(CLEAR), facts).decision(Action.ILL_REQUEST)
+    assert decision.codes == ["identifier_replaced"]
+    assert "replaced on 2025-11-03" in decision.reasons[0].patron_message
+    assert decision.reasons[0].details == {"replaced_on": "2025-11-03"}
+
+
+def test_possible_duplicates_warn_staff_but_refuse_nothing() -> None:
+    result = ill_standing(standing(CLEAR), replace(ILL_OK, possible_duplicates=2))
+    assert result.decision(Action.ILL_REQUEST).allowed
+    assert [r.code for r in warnings(result)] == [Condition.POSSIBLE_DUPLICATE_ACCOUNT]
+
+
+def test_interlibrary_loan_lists_standing_and_request_reasons_together() -> None:
+    facts = replace(ILL_OK, type_authorized=False, identifier_is_old_barcode=True)
+    result = ill_standing(standing(replace(CLEAR, balance=Decimal("9"))), facts)
+    assert result.decision(Action.ILL_REQUEST).codes == [
+        "fines_over_limit",
+        "identifier_replaced",
+        "patron_type_not_authorized_for_ill",
+    ]
