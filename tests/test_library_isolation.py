@@ -19,17 +19,29 @@ from patronage.api.models import ApiToken
 from patronage.api.tokens import create_token
 from patronage.blocks import services as blocks
 from patronage.blocks.models import Block
+from patronage.circulation import services as circulation
+from patronage.circulation.models import Checkout, CheckoutItem
 from patronage.core import clock
 from patronage.core.models import AuditEvent
 from patronage.fines import services as fines
 from patronage.fines.models import Fee, Payment, PaymentAllocation, Waiver
+from patronage.groups import services as groups
+from patronage.groups.models import GroupMember, PatronGroup
 from patronage.libraries.models import Branch, Library, Membership, Role
 from patronage.libraries.permissions import Permission
+from patronage.outbox import services as outbox
+from patronage.outbox.models import OutboxMessage
 from patronage.patrons.models import Address, Barcode, Patron, PatronType, Phone
 from patronage.reservations import services as reservations
-from patronage.reservations.models import CenterPolicy, Reservation, ReservationEvent
+from patronage.reservations.models import CenterPolicy, Reservation, ReservationEvent, ReservationSeries
 from patronage.resources import services as catalog
 from patronage.resources.models import Authorization, Resource, ResourceType
+from patronage.resourcesharing import clients as protocol_clients
+from patronage.resourcesharing.models import ProtocolClient
+from patronage.tickets import services as tickets
+from patronage.tickets.models import Ticket, TicketComment
+from patronage.updates import services as updates
+from patronage.updates.models import UpdateRequest
 from tests.factories import SYSTEM, make_library, make_patron, make_staff
 
 pytestmark = pytest.mark.django_db
@@ -78,10 +90,40 @@ def world() -> dict[str, Any]:
             actor=SYSTEM, patron=patron, center=center, starts_at=soon + dt.timedelta(hours=hours),
             ends_at=soon + dt.timedelta(hours=hours + 2), lines=[{"resource": camera.pk}], title="A's class",
         )  # fmt: skip
+    # A checkout of library A: the first reservation picked up at its start.
+    with clock.frozen(soon + dt.timedelta(minutes=5)):
+        circulation.check_out(
+            actor=SYSTEM, reservation=Reservation.objects.filter(library=library_a).earliest("starts_at"),
+            scanned=["A-CAM-1"],
+        )  # fmt: skip
+    # A series of library A: two weekly occurrences of the camera, a week after the single reservations.
+    reservations.create_series(
+        actor=SYSTEM, patron=patron, center=center, starts_at=soon + dt.timedelta(days=7),
+        ends_at=soon + dt.timedelta(days=7, hours=2), repeat={"frequency": "weekly", "count": 2},
+        lines=[{"resource": camera.pk}],
+    )  # fmt: skip
     fee = fines.add_fee(actor=SYSTEM, patron=patron, amount="9.00", description="A's fee")
     fines.take_payment(actor=SYSTEM, patron=patron, amount="1.00", method="cash", idempotency_key="a-1")
     fines.waive_fee(actor=SYSTEM, fee=fee, reason="A's waiver", amount="1.00")
     blocks.block_patron(actor=SYSTEM, patron=patron, comment="A's block")
+    groups.create_group(actor=SYSTEM, patron=patron, data={"name": "A's family", "kind": "family"})
+    protocol_clients.create_client(
+        actor=SYSTEM,
+        library=library_a,
+        data={"name": "A's ReShare", "login": "a-reshare", "protocols": ["rest"], "allowed_networks": "0.0.0.0/0"},
+    )
+    # A failed outbox message of library A (its address is the patron's secret e-mail).
+    failed = outbox.enqueue(kind="sweep", to=[SECRET_EMAIL], subject="A's notice", text="A's notice",
+                            library=library_a, patron_id=patron.pk, wake=False)  # fmt: skip
+    assert failed is not None
+    OutboxMessage.objects.filter(pk=failed.pk).update(state="failed", last_error="550 refused")
+    # A ticket of library A, reported by its patron, with a comment.
+    problem = tickets.report_problem(
+        actor=SYSTEM, patron=patron, center=center, data={"summary": "A's problem", "description": "A's problem"}
+    )
+    tickets.staff_comment(actor=SYSTEM, ticket=problem, body="A's problem noted")
+    # An update request of library A's patron (a new e-mail address waiting for verification).
+    updates.submit_details(actor=SYSTEM, patron=patron, data={"primary_email": "a-new@example.org"})
     return {"a": library_a, "b": library_b, "staff_b": staff_b, "token_b": token_b, "patron": patron}
 
 
@@ -93,6 +135,7 @@ def _snapshot(library: Library) -> dict[str, Any]:
         "barcodes": list(Barcode.objects.filter(library=library).order_by("pk").values()),
         "addresses": list(Address.objects.filter(patron__library=library).order_by("pk").values()),
         "phones": list(Phone.objects.filter(patron__library=library).order_by("pk").values()),
+        "update_requests": list(UpdateRequest.objects.filter(library=library).order_by("pk").values()),
         "fees": list(Fee.objects.filter(library=library).order_by("pk").values()),
         "payments": list(Payment.objects.filter(library=library).order_by("pk").values()),
         "allocations": PaymentAllocation.objects.filter(payment__library=library).count(),
@@ -103,12 +146,20 @@ def _snapshot(library: Library) -> dict[str, Any]:
         "roles": list(Role.objects.filter(library=library).order_by("pk").values()),
         "memberships": list(Membership.objects.filter(library=library).order_by("pk").values("pk", "user_id")),
         "tokens": list(ApiToken.objects.filter(user__memberships__library=library).order_by("pk").values()),
+        "protocol_clients": list(ProtocolClient.objects.filter(library=library).order_by("pk").values()),
         "resource_types": list(ResourceType.objects.filter(library=library).order_by("pk").values()),
         "resources": list(Resource.objects.filter(library=library).order_by("pk").values()),
         "authorizations": list(Authorization.objects.filter(patron__library=library).order_by("pk").values()),
         "policies": list(CenterPolicy.objects.filter(center__library=library).order_by("pk").values()),
         "reservations": list(Reservation.objects.filter(library=library).order_by("pk").values()),
         "reservation_events": ReservationEvent.objects.filter(reservation__library=library).count(),
+        "checkouts": list(Checkout.objects.filter(library=library).order_by("pk").values()),
+        "checkout_items": list(CheckoutItem.objects.filter(checkout__library=library).order_by("pk").values()),
+        "groups": list(PatronGroup.objects.filter(library=library).order_by("pk").values()),
+        "group_members": list(GroupMember.objects.filter(library=library).order_by("pk").values()),
+        "outbox": list(OutboxMessage.objects.filter(library=library).order_by("pk").values()),
+        "tickets": list(Ticket.objects.filter(library=library).order_by("pk").values()),
+        "ticket_comments": TicketComment.objects.filter(ticket__library=library).count(),
     }
 
 
@@ -132,13 +183,20 @@ def _candidates(world: dict[str, Any]) -> dict[str, list[Any]]:
         "resource_type": ids(ResourceType.objects.filter(library=library)),
         "resource": ids(Resource.objects.filter(library=library)),
         "reservation": ids(Reservation.objects.filter(library=library)),
+        "series": ids(ReservationSeries.objects.filter(library=library)),
+        "checkout": ids(Checkout.objects.filter(library=library)),
+        "group": ids(PatronGroup.objects.filter(library=library)),
         "type": ids(PatronType.objects.filter(library=library)),
         "role": ids(Role.objects.filter(library=library)),
         "membership": ids(Membership.objects.filter(library=library)),
         "library": [library.pk, library.code],
         "token": ids(ApiToken.objects.filter(user__memberships__library=library)),
+        "client": ids(ProtocolClient.objects.filter(library=library)),
         "user": list(Membership.objects.filter(library=library).values_list("user_id", flat=True)),
         "event": ids(AuditEvent.objects.filter(library_id=library.pk)),
+        "message": ids(OutboxMessage.objects.filter(library=library)),
+        "ticket": ids(Ticket.objects.filter(library=library)),
+        "update_request": ids(UpdateRequest.objects.filter(library=library)),
         "section": ["identity", "contact", "membership", "notes", "phones", "addresses", "barcodes"],
         "format": ["json"],
     }
@@ -231,6 +289,8 @@ def test_staff_of_another_library_can_neither_read_nor_change_anything(world: di
                     "A's fee",
                     "A's block",
                     "A's class",
+                    "A's family",
+                    "A's problem",
                 )
             )
             if shown:

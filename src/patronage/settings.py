@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "patronage.core",
     "patronage.libraries",
+    "patronage.outbox",
     "patronage.patrons",
     "patronage.fines",
     "patronage.blocks",
@@ -107,10 +108,20 @@ INSTALLED_APPS = [
     "patronage.reservations",
     "patronage.circulation",
     "patronage.standing",
+    "patronage.credentials",
+    "patronage.groups",
+    "patronage.resourcesharing",
+    "patronage.notices",
+    "patronage.updates",
+    "patronage.tickets",
+    "patronage.feeds",
     "patronage.privacy",
     "patronage.staff",
     "patronage.api",
     "patronage.ops",
+    "patronage.portal",
+    "patronage.sip2",
+    "patronage.ncip",
 ]
 
 MIDDLEWARE = [
@@ -219,6 +230,15 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "patronage@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# A send that hangs would hold its outbox row; give up after this many seconds and retry later.
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", 30))
+# The outbox (patronage.outbox): Message-ID domain (default: DEFAULT_FROM_EMAIL's), tries before a
+# message is "failed", first retry delay (doubling each time up to the cap), messages per sender run.
+PATRONAGE_MAIL_DOMAIN = os.environ.get("PATRONAGE_MAIL_DOMAIN", "")
+PATRONAGE_OUTBOX_MAX_ATTEMPTS = int(os.environ.get("PATRONAGE_OUTBOX_MAX_ATTEMPTS", 8))
+PATRONAGE_OUTBOX_RETRY_SECONDS = int(os.environ.get("PATRONAGE_OUTBOX_RETRY_SECONDS", 60))
+PATRONAGE_OUTBOX_RETRY_CAP_SECONDS = int(os.environ.get("PATRONAGE_OUTBOX_RETRY_CAP_SECONDS", 6 * 3600))
+PATRONAGE_OUTBOX_BATCH = int(os.environ.get("PATRONAGE_OUTBOX_BATCH", 200))
 
 TASKS = {
     "default": {
@@ -265,6 +285,8 @@ SPECTACULAR_SETTINGS = {
         "FeeKindEnum": "patronage.fines.models.Fee.Kind",
         "AddressKindEnum": "patronage.patrons.models.Address.Kind",
         "ConditionEnum": "patronage.standing.rules.Condition",
+        "GroupKindEnum": "patronage.groups.models.PatronGroup.Kind",
+        "TicketStateEnum": "patronage.tickets.models.TICKET_STATES",
     },
 }
 
@@ -274,6 +296,17 @@ LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", 5))
 LOGIN_FAILURE_LIMIT_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURE_LIMIT_PER_ADDRESS", 20))
 LOGIN_FAILURE_WINDOW_SECONDS = int(os.environ.get("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60))
 LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", 15 * 60))
+# A portal session ends after this many minutes without a request (staff sessions use SESSION_COOKIE_AGE).
+PATRONAGE_PORTAL_IDLE_MINUTES = int(os.environ.get("PATRONAGE_PORTAL_IDLE_MINUTES", 15))
+# Calendar feeds (patronage.feeds): how long cancelled reservations stay in a feed as STATUS:CANCELLED, and
+# the domain of the events' UIDs (default: the outbox's mail domain). Changing the domain changes every UID.
+PATRONAGE_CALENDAR_CANCELLED_DAYS = int(os.environ.get("PATRONAGE_CALENDAR_CANCELLED_DAYS", 30))
+PATRONAGE_CALENDAR_DOMAIN = os.environ.get("PATRONAGE_CALENDAR_DOMAIN", "")
+# Online account updates (docs/subsystems/updates.md). Phone validation is a system-level option: on, the
+# portal checks numbers with phonenumbers for the library's country; off, a phone is one free field.
+PATRONAGE_PHONE_VALIDATION = os.environ.get("PATRONAGE_PHONE_VALIDATION", "1").lower() not in {"0", "false", "off"}
+# The query parameter naming the connection branch of a portal visitor who is not signed in.
+PATRONAGE_CONNECTION_BRANCH_PARAM = os.environ.get("PATRONAGE_CONNECTION_BRANCH_PARAM", "branch")
 
 LOGGING = {
     "version": 1,
@@ -282,3 +315,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# SIP2 server (patronage sip2; docs/subsystems/sip2.md)
+PATRONAGE_SIP2_BIND = os.environ.get("PATRONAGE_SIP2_BIND", "127.0.0.1:6001")
+PATRONAGE_SIP2_TLS_CERT = os.environ.get("PATRONAGE_SIP2_TLS_CERT", "")
+PATRONAGE_SIP2_TLS_KEY = os.environ.get("PATRONAGE_SIP2_TLS_KEY", "")
+PATRONAGE_SIP2_MAX_CONNECTIONS = int(os.environ.get("PATRONAGE_SIP2_MAX_CONNECTIONS", 64))
+PATRONAGE_SIP2_IDLE_TIMEOUT = int(os.environ.get("PATRONAGE_SIP2_IDLE_TIMEOUT", 300))
+PATRONAGE_SIP2_MAX_MESSAGE = int(os.environ.get("PATRONAGE_SIP2_MAX_MESSAGE", 4096))
+PATRONAGE_SIP2_PROCESSES = int(os.environ.get("PATRONAGE_SIP2_PROCESSES", 1))
+PATRONAGE_SIP2_DEFAULT_LOAN_MINUTES = int(os.environ.get("PATRONAGE_SIP2_DEFAULT_LOAN_MINUTES", 24 * 60))

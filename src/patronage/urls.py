@@ -15,4 +15,6 @@ urlpatterns = [
     path("healthz", health, name="health"),
     path("staff/", include("patronage.staff.urls")),
     path("api/", include("patronage.api.urls")),
+    path("portal/", include("patronage.portal.urls")),
+    path("ncip/", include("patronage.ncip.urls")),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from patronage.blocks.models import Block
@@ -62,16 +63,31 @@ class PatronTypeCreateSerializer(PatronTypeWriteSerializer):
 
 class LibrarySerializer(serializers.ModelSerializer[Library]):
     permissions = serializers.SerializerMethodField()
+    institution_sign_in = serializers.SerializerMethodField()
     branches = BranchSerializer(many=True, read_only=True)
     patron_types = PatronTypeSerializer(many=True, read_only=True)
 
     class Meta:
         model = Library
-        fields = ["id", "code", "name", "currency", "time_zone", "country", "permissions", "branches", "patron_types"]
+        fields = ["id", "code", "name", "currency", "time_zone", "country", "permissions", "branches", "patron_types",
+                  "lending_history_retention_days",
+                  "institution_sign_in"]  # fmt: skip
 
     def get_permissions(self, library: Library) -> list[str]:
         held: dict[int, frozenset[Permission]] = self.context["permissions"]
         return sorted(p.value for p in held.get(library.pk, frozenset()))
+
+    @extend_schema_field(
+        {"type": "object", "nullable": True, "description": "Institution sign-in (LDAP) as /libraries/{library}/"
+         "institution-sign-in/ gives it; only for those who configure the library, else null."}
+    )  # fmt: skip
+    def get_institution_sign_in(self, library: Library) -> dict[str, Any] | None:
+        from .credentials import institution_sign_in_data  # that module imports this one
+
+        held: dict[int, frozenset[Permission]] = self.context["permissions"]
+        if Permission.CONFIGURE_LIBRARY not in held.get(library.pk, frozenset()):
+            return None
+        return institution_sign_in_data(library)
 
 
 class BarcodeSerializer(serializers.ModelSerializer[Barcode]):
@@ -159,6 +175,8 @@ class PatronSerializer(serializers.ModelSerializer[Patron]):
             "expires_on", "signature_on_file", "staff_notes", "primary_email", "alternate_email",
             "notification_method", "patron_type", "registered_branch", "barcode", "barcodes", "phones",
             "addresses", "balance", "standing", "created_at", "updated_at",
+            "keep_lending_history",
+            "opt_out_almost_overdue", "opt_out_record_expiration", "opt_out_inactive",
         ]  # fmt: skip
 
     def get_barcode(self, patron: Patron) -> str | None:
@@ -179,6 +197,18 @@ class PatronWriteSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=Patron.Status.choices, required=False)
     expires_on = serializers.CharField(required=False, allow_blank=True, allow_null=True, help_text="YYYY-MM-DD")
     signature_on_file = serializers.BooleanField(required=False)
+    keep_lending_history = serializers.BooleanField(
+        required=False, help_text="Keep completed lending history beyond the library's retention period."
+    )
+    opt_out_almost_overdue = serializers.BooleanField(
+        required=False, help_text="No reminders before items are due (if the library lets patrons opt out)."
+    )
+    opt_out_record_expiration = serializers.BooleanField(
+        required=False, help_text="No reminders before the record expires (if the library lets patrons opt out)."
+    )
+    opt_out_inactive = serializers.BooleanField(
+        required=False, help_text="No notices about an unused account (if the library lets patrons opt out)."
+    )
     staff_notes = serializers.CharField(required=False, allow_blank=True)
     primary_email = serializers.CharField(required=False, allow_blank=True)
     alternate_email = serializers.CharField(required=False, allow_blank=True)
@@ -383,6 +413,7 @@ class CenterPolicySerializer(serializers.ModelSerializer[CenterPolicy]):
             "center", "min_lead_minutes", "max_duration_minutes", "max_open_reservations", "approval_required",
             "title_required", "desk_pickup", "delivery_locations", "signature_required", "series_horizon_days",
             "series_max_occurrences", "open_hours", "no_show_minutes",
+            "portal_message", "problem_reports_enabled", "calendar_feed_enabled",
         ]  # fmt: skip
 
 
@@ -399,6 +430,12 @@ class CenterPolicyWriteSerializer(serializers.Serializer[Any]):
     series_max_occurrences = serializers.IntegerField(required=False)
     open_hours = serializers.DictField(required=False, help_text='e.g. {"mon": [["09:00", "17:00"]]}')
     no_show_minutes = serializers.IntegerField(required=False)
+    portal_message = serializers.CharField(
+        required=False, allow_blank=True, trim_whitespace=False,
+        help_text="HTML shown on the portal dashboard; cleaned on save; an image without alt text is refused.",
+    )  # fmt: skip
+    problem_reports_enabled = serializers.BooleanField(required=False)
+    calendar_feed_enabled = serializers.BooleanField(required=False)
 
 
 class FreeTypeSerializer(serializers.Serializer[Any]):
@@ -440,11 +477,12 @@ class ReservationSerializer(serializers.ModelSerializer[Reservation]):
     events = ReservationEventSerializer(many=True, read_only=True)
     note = serializers.CharField(source="note_to_staff")
     overridden = serializers.ListField(child=serializers.CharField())
+    series_id = serializers.IntegerField(read_only=True, allow_null=True, help_text="The series it belongs to, if any.")
 
     class Meta:
         model = Reservation
         fields = [
-            "id", "library", "center", "patron", "series", "state", "starts_at", "ends_at", "title", "note",
+            "id", "library", "center", "patron", "series", "series_id", "state", "starts_at", "ends_at", "title", "note",
             "pickup_option", "delivery_location", "channel", "operator_label", "overridden", "override_comment",
             "created_at", "updated_at", "lines", "events",
         ]  # fmt: skip
@@ -474,6 +512,11 @@ class ReservationWriteSerializer(serializers.Serializer[Any]):
 class ReservationCreateSerializer(ReservationWriteSerializer):
     patron = serializers.IntegerField()
     center = serializers.IntegerField()
+    series = serializers.IntegerField(
+        required=False,
+        help_text="Add the reservation to this series of the same patron and center (e.g. an occurrence that "
+        "conflicted, booked with a substitute).",
+    )
 
 
 class ReservationStepSerializer(serializers.Serializer[Any]):

@@ -38,6 +38,7 @@ from patronage.standing.rules import Action
 from . import serializers as s
 from .authentication import client_ip
 from .errors import problem
+from .idempotency import idempotent
 
 PROBLEM = OpenApiResponse(description="A problem document (RFC 9457): type, title, status, detail, code.")
 COMMON_ERRORS = {400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM}
@@ -132,6 +133,7 @@ class PatronTypeListView(APIView):
         types = PatronType.objects.filter(library_id__in=held).order_by("library_id", "name")
         return Response(s.PatronTypeSerializer(types, many=True).data)
 
+    @idempotent
     @extend_schema(
         operation_id="patron_types_create", summary="Add a patron type",
         request=s.PatronTypeCreateSerializer, responses={201: s.PatronTypeSerializer, **COMMON_ERRORS},
@@ -190,6 +192,7 @@ class PatronListView(APIView):
         ).prefetch_related(Prefetch("barcodes", queryset=Barcode.objects.filter(is_active=True)))
         return paged(self, request, found, s.PatronSummarySerializer)
 
+    @idempotent
     @extend_schema(
         operation_id="patrons_create", summary="Register a patron", request=s.PatronCreateSerializer,
         responses={201: s.PatronSerializer, **COMMON_ERRORS},
@@ -281,6 +284,7 @@ class PatronExportView(APIView):
 
 
 class PatronBarcodeView(APIView):
+    @idempotent
     @extend_schema(
         operation_id="patrons_barcode_issue", summary="Issue a new card; the active one becomes history",
         request=s.BarcodeIssueSerializer, responses={201: s.BarcodeSerializer, **COMMON_ERRORS},
@@ -319,6 +323,7 @@ class PatronAccountView(APIView):
 
 
 class PatronFeeView(APIView):
+    @idempotent
     @extend_schema(
         operation_id="patrons_fee_add", summary="Charge a fee", request=s.FeeCreateSerializer,
         responses={201: s.FeeSerializer, **COMMON_ERRORS},
@@ -364,6 +369,7 @@ class PatronPaymentView(APIView):
 
 
 class PatronWaiverView(APIView):
+    @idempotent
     @extend_schema(
         operation_id="patrons_fee_waive", summary="Waive what is owed on a fee, or part of it",
         request=s.WaiverCreateSerializer, responses={201: s.WaiverSerializer, **COMMON_ERRORS},
@@ -390,6 +396,7 @@ class PatronBlocksView(APIView):
         patron = patron_for_staff(actor_of(request), pk, Permission.VIEW_PATRONS)
         return Response(s.BlockSerializer(Block.objects.filter(patron=patron).order_by("-created_at"), many=True).data)
 
+    @idempotent
     @extend_schema(
         operation_id="patrons_block", summary="Block the patron, with a comment",
         request=s.BlockCreateSerializer, responses={201: s.BlockSerializer, **COMMON_ERRORS},
@@ -405,6 +412,7 @@ class PatronBlocksView(APIView):
 
 
 class PatronUnblockView(APIView):
+    @idempotent
     @extend_schema(
         operation_id="patrons_unblock", summary="Lift the patron's block, with a comment",
         request=s.UnblockSerializer, responses={200: s.BlockSerializer(many=True), **COMMON_ERRORS},

@@ -18,11 +18,13 @@ class Actor:
     user: User | AnonymousUser | None
     channel: str = AuditEvent.Channel.STAFF
     source_ip: str | None = None
+    # Who acts without a staff account, e.g. "patron 42" for a patron in the portal; empty: the channel.
+    name: str = ""
 
     @property
     def label(self) -> str:
         if self.user is None or isinstance(self.user, AnonymousUser):
-            return self.channel
+            return self.name or self.channel
         return self.user.get_username()
 
     @property
@@ -39,6 +41,11 @@ class Actor:
     @classmethod
     def cli(cls) -> Actor:
         return cls(user=None, channel=AuditEvent.Channel.CLI)
+
+    @classmethod
+    def patron(cls, patron_id: int, source_ip: str | None = None) -> Actor:
+        """A patron acting on their own account through the portal (no staff account involved)."""
+        return cls(user=None, channel=AuditEvent.Channel.PORTAL, source_ip=source_ip, name=f"patron {patron_id}")
 
 
 def record(

@@ -69,6 +69,22 @@ class Patron(models.Model):
     notification_method = models.CharField(
         max_length=16, choices=NotificationMethod.choices, default=NotificationMethod.EMAIL
     )
+    keep_lending_history = models.BooleanField(
+        default=False,
+        help_text="The patron chose to keep their completed reservations and checkouts beyond the library's "
+        "retention period.",
+    )
+    # Reminder notices the patron asked not to get (honoured when the library lets patrons opt out of
+    # that kind; overdue and invoice notices always go). See docs/subsystems/notices.md.
+    opt_out_almost_overdue = models.BooleanField(
+        "No almost-overdue reminders", default=False, help_text="Do not send reminders before items are due."
+    )
+    opt_out_record_expiration = models.BooleanField(
+        "No expiry reminders", default=False, help_text="Do not send reminders before the record expires."
+    )
+    opt_out_inactive = models.BooleanField(
+        "No inactive-patron notices", default=False, help_text="Do not send notices about an unused account."
+    )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 

@@ -21,8 +21,22 @@ from .validation import clean_barcode, clean_model_fields, clean_phone
 # The sections of the patron data tab; each is edited and saved on its own.
 SECTIONS: dict[str, tuple[str, ...]] = {
     "identity": ("first_name", "last_name", "birth_date", "person_id"),
-    "contact": ("primary_email", "alternate_email", "notification_method"),
-    "membership": ("patron_type", "registered_branch", "status", "expires_on", "signature_on_file"),
+    "contact": (
+        "primary_email",
+        "alternate_email",
+        "notification_method",
+        "opt_out_almost_overdue",
+        "opt_out_record_expiration",
+        "opt_out_inactive",
+    ),
+    "membership": (
+        "patron_type",
+        "registered_branch",
+        "status",
+        "expires_on",
+        "signature_on_file",
+        "keep_lending_history",
+    ),
     "notes": ("staff_notes",),
 }
 PHONE_KINDS = tuple(Phone.Kind.values)

@@ -21,10 +21,17 @@ from patronage.blocks.models import Block
 from patronage.circulation.models import Checkout, CheckoutItem, OverdueInvoice
 from patronage.core import audit, clock
 from patronage.core.models import AuditEvent
+from patronage.credentials.models import PasswordLink, PatronCredential
+from patronage.feeds.models import CalendarFeed
 from patronage.fines.models import Fee, Payment, PaymentAllocation, Waiver
+from patronage.groups.models import GroupMember, PatronGroup
+from patronage.outbox.models import OutboxMessage
 from patronage.patrons.models import Address, Barcode, Patron, Phone
 from patronage.reservations.models import Occupancy, Reservation, ReservationEvent, ReservationLine, ReservationSeries
 from patronage.resources.models import Authorization
+from patronage.resourcesharing.models import IllItem
+from patronage.tickets.models import Ticket, TicketComment
+from patronage.updates.models import UpdateRequest
 
 FORMAT = "patronage.patron-export"
 VERSION = 1
@@ -36,6 +43,7 @@ class Section:
     model: type[models.Model]
     rows: Callable[[Patron], Iterable[models.Model]]
     title: str
+    skip: frozenset[str] = frozenset()  # this model's fields left out, besides ``_SKIP``
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -93,11 +101,53 @@ SECTIONS: tuple[Section, ...] = (
         lambda p: OverdueInvoice.objects.filter(checkout__patron=p),
         "Invoices for late returns",
     ),
+    Section(
+        "portal_credential",
+        PatronCredential,
+        lambda p: PatronCredential.objects.filter(patron=p),
+        "Portal password (whether one is set and when; never the password itself)",
+    ),
+    Section("password_links", PasswordLink, lambda p: PasswordLink.objects.filter(patron=p), "Set-password links sent"),
+    Section("group_membership", GroupMember, lambda p: GroupMember.objects.filter(patron=p), "Group membership"),
+    Section(
+        "groups", PatronGroup, lambda p: PatronGroup.objects.filter(members__patron=p), "Groups (not the other members)"
+    ),
+    Section("tickets", Ticket, lambda p: Ticket.objects.filter(reporter=p), "Problems reported (tickets)"),
+    Section(
+        "ticket_comments", TicketComment, lambda p: TicketComment.objects.filter(patron_author=p), "Comments on tickets"
+    ),
+    Section(
+        "calendar_feeds",
+        CalendarFeed,
+        lambda p: CalendarFeed.objects.filter(patron=p),
+        "Calendar feed addresses (when made and stopped; never the address itself)",
+    ),
+    Section(
+        "interlibrary_loans",
+        IllItem,
+        lambda p: IllItem.objects.filter(reservation__patron=p),
+        "Interlibrary-loan items received for the patron",
+    ),
+    Section(
+        "emails",
+        OutboxMessage,
+        lambda p: OutboxMessage.objects.filter(patron_id=p.pk),
+        "E-mails sent or waiting (to whom, what about, when; not their text, which may hold a live link)",
+        skip=frozenset({"text", "html", "headers", "dedupe_key"}),
+    ),
+    Section(
+        "update_requests",
+        UpdateRequest,
+        lambda p: UpdateRequest.objects.filter(patron=p),
+        "Changes of contact details asked for online (old and new values, and what the library decided)",
+        skip=frozenset({"resolved_by"}),
+    ),
     Section("access_log", AuditEvent, lambda p: AuditEvent.objects.filter(patron_id=p.pk), "Access and change log"),
 )
 
-# Fields that are bookkeeping of the staff side, not data about the patron.
-_SKIP = {"patron", "library"}
+# Fields that are bookkeeping of the staff side, not data about the patron, and secrets: the password
+# hash and a link's salt and digest would help whoever holds the file to guess the password or the link.
+_SKIP = {"patron", "library", "password", "salt", "digest"}
 
 
 def _value(value: Any) -> Any:
@@ -108,10 +158,10 @@ def _value(value: Any) -> Any:
     return value
 
 
-def _row(obj: models.Model) -> dict[str, Any]:
+def _row(obj: models.Model, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for field in obj._meta.concrete_fields:
-        if field.name in _SKIP:
+        if field.name in _SKIP or field.name in skip:
             continue
         value = getattr(obj, field.attname)
         if field.choices and value is not None:
@@ -137,7 +187,7 @@ def patron_data(patron: Patron) -> dict[str, Any]:
         "patron": patron_row,
     }
     for section in SECTIONS:
-        data[section.name] = [_row(obj) for obj in section.rows(patron)]
+        data[section.name] = [_row(obj, section.skip) for obj in section.rows(patron)]
     return data
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.template.response import SimpleTemplateResponse
+from django.utils import timezone
 from django.views import View
 
 from patronage.core import net
@@ -54,12 +57,18 @@ class StaffView(LoginRequiredMixin, View):
         self.library = current_library(request)
         perms = permissions_by_library(request.user)
         self.permissions = perms.get(self.library.pk, frozenset()) if self.library else frozenset()
-        try:
-            return super().dispatch(request, *args, **kwargs)
-        except DomainError as exc:
-            return handle_domain_error(
-                request, exc, context=self.base_context(), invalid=self.invalid_handler(), back_url=self.back_url()
-            )
+        # Times on staff pages are the library's wall-clock times, whichever view and template show them.
+        # A template response is rendered here, while the library's zone is still the current one.
+        with timezone.override(ZoneInfo(self.library.time_zone) if self.library else None):
+            try:
+                response = super().dispatch(request, *args, **kwargs)
+            except DomainError as exc:
+                response = handle_domain_error(
+                    request, exc, context=self.base_context(), invalid=self.invalid_handler(), back_url=self.back_url()
+                )
+            if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
+                response.render()
+        return response
 
     @property
     def library_id(self) -> int:

@@ -125,6 +125,24 @@ CONTACT = (
     FieldSpec(
         "notification_method", "Notification method", kind="select", choices=tuple(Patron.NotificationMethod.choices)
     ),
+    FieldSpec(
+        "opt_out_almost_overdue",
+        "No almost-overdue reminders",
+        kind="checkbox",
+        help="Reminders before items are due; honoured if the library lets patrons opt out.",
+    ),
+    FieldSpec(
+        "opt_out_record_expiration",
+        "No expiry reminders",
+        kind="checkbox",
+        help="Reminders before the record expires; honoured if the library lets patrons opt out.",
+    ),
+    FieldSpec(
+        "opt_out_inactive",
+        "No inactive-patron notices",
+        kind="checkbox",
+        help="Notices about an unused account; honoured if the library lets patrons opt out.",
+    ),
 )
 PHONES = tuple(
     FieldSpec(f"phone_{kind}", f"{label} phone", kind="tel", help="As dialled, e.g. +1 202 555 0143.")
@@ -136,6 +154,13 @@ MEMBERSHIP = (
     FieldSpec("status", "Status", kind="select", choices=tuple(Patron.Status.choices)),
     FieldSpec("expires_on", "Expiry date", kind="date", required=True),
     FieldSpec("signature_on_file", "Signature on file", kind="checkbox"),
+    FieldSpec(
+        "keep_lending_history",
+        "Keep lending history",
+        kind="checkbox",
+        help="The patron asked to keep their completed reservations and checkouts beyond the library's "
+        "retention period; otherwise older ones are anonymised.",
+    ),
 )
 NOTES = (
     FieldSpec("staff_notes", "Staff notes", kind="textarea", help="Seen by staff only; at most 5,000 characters."),

@@ -7,14 +7,24 @@ import zipfile
 import pytest
 from django.apps import apps
 from django.db import models
+from django.test import Client
 
+from patronage.api.tokens import create_token
 from patronage.blocks import services as blocks
+from patronage.circulation import services as desk
+from patronage.core import clock
 from patronage.core.models import AuditEvent
+from patronage.credentials import services as credentials
 from patronage.fines import services as fines
+from patronage.libraries.permissions import Permission
+from patronage.outbox import services as outbox
 from patronage.patrons.models import Patron
 from patronage.privacy import export
 from patronage.privacy.services import DeletionRefused, delete_patron
-from tests.factories import SYSTEM, make_library, make_patron
+from patronage.reservations import services as reservations
+from patronage.reservations.models import Reservation
+from patronage.resources.tests.builders import NOW, at, make_center, make_resource, make_type
+from tests.factories import SYSTEM, make_library, make_patron, make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +73,25 @@ def test_the_download_holds_the_record_and_everything_attached() -> None:
     assert AuditEvent.objects.filter(action="patron.exported", patron_id=patron.pk).exists()
 
 
+def test_the_download_says_a_portal_password_is_set_without_giving_away_any_secret() -> None:
+    patron = make_patron(make_library())
+    credentials.set_password(patron, "a long and unusual passphrase", actor=SYSTEM)
+    link, token = credentials.issue_link(patron)
+
+    _, content = export.export_archive(actor=SYSTEM, patron=patron)
+
+    archive = zipfile.ZipFile(io.BytesIO(content))
+    text = archive.read("patron.json").decode()
+    data = json.loads(text)
+    assert len(data["portal_credential"]) == 1
+    assert "set_at" in data["portal_credential"][0]
+    assert [row["purpose"] for row in data["password_links"]] == [link.purpose]
+    stored = patron.credential.password
+    for secret in (stored, stored.rsplit("$", 1)[-1], link.salt, link.digest, token):
+        assert secret not in text
+        assert secret not in archive.read("summary.txt").decode()
+
+
 def test_deletion_is_refused_while_the_patron_owes_money_and_allowed_when_clear() -> None:
     patron = make_patron(make_library())
     fines.add_fee(actor=SYSTEM, patron=patron, amount="0.50")
@@ -96,3 +125,85 @@ def test_deleting_at_one_library_leaves_the_account_at_another() -> None:
     there = make_patron(make_library(), person_id="P-7")
     delete_patron(actor=SYSTEM, patron=here)
     assert Patron.objects.filter(pk=there.pk).exists()
+
+
+# --- lending history retention -------------------------------------------------------------------------------
+
+
+def test_the_choice_to_keep_lending_history_is_exported_audited_and_set_through_the_api() -> None:
+
+    library = make_library()
+    patron = make_patron(library)
+    assert export.patron_data(patron)["patron"]["keep_lending_history"] is False
+    token = create_token(user=make_staff(library, [Permission.VIEW_PATRONS, Permission.EDIT_PATRON]), name="t",
+                         expires_at=None)[1]  # fmt: skip
+    response = Client().patch(
+        f"/api/v1/patrons/{patron.pk}/", data=json.dumps({"keep_lending_history": True}),
+        content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}",
+    )  # fmt: skip
+    assert response.status_code == 200, response.content
+    assert response.json()["keep_lending_history"] is True
+    patron.refresh_from_db()
+    assert patron.keep_lending_history is True
+    assert export.patron_data(patron)["patron"]["keep_lending_history"] is True
+    event = AuditEvent.objects.filter(action="patron.updated", patron_id=patron.pk).latest("at")
+    assert event.detail["fields"] == ["keep_lending_history"]
+    assert event.detail["section"] == "membership"
+
+
+def test_the_library_period_is_readable_in_the_api() -> None:
+    library = make_library()
+    token = create_token(user=make_staff(library, [Permission.VIEW_PATRONS]), name="t", expires_at=None)[1]
+    body = Client().get("/api/v1/libraries/", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    assert [lib["lending_history_retention_days"] for lib in body] == [365]
+
+
+def test_deletion_keeps_finished_history_without_the_person_and_open_history_still_refuses() -> None:
+    library = make_library()
+    center = make_center(library)
+    laptop = make_resource(library, make_type(library, "Laptops", centers=[center]), center, identifier="LAP-1")
+    patron = make_patron(library)
+    with clock.frozen(NOW):
+        done = reservations.create_reservation(
+            actor=SYSTEM, patron=patron, center=center, starts_at=at(10, 10), ends_at=at(10, 12),
+            lines=[{"resource": laptop.pk}], title="Hopper family visit",
+        )  # fmt: skip
+        with clock.frozen(at(10, 10)):
+            checkout = desk.check_out(actor=SYSTEM, reservation=done, scanned=["LAP-1"])
+        with clock.frozen(at(10, 11)):
+            desk.check_in(actor=SYSTEM, checkout=checkout)
+        still_open = reservations.create_reservation(
+            actor=SYSTEM, patron=patron, center=center, starts_at=at(11, 10), ends_at=at(11, 12),
+            lines=[{"resource": laptop.pk}],
+        )  # fmt: skip
+        with pytest.raises(DeletionRefused) as refused:
+            delete_patron(actor=SYSTEM, patron=patron)
+        assert "has_open_reservations" in {r["code"] for r in refused.value.reasons}
+        assert Reservation.objects.get(pk=done.pk).patron_id == patron.pk  # the refusal changed nothing
+        reservations.cancel_reservation(actor=SYSTEM, reservation=still_open)
+        delete_patron(actor=SYSTEM, patron=patron)
+    kept = Reservation.objects.filter(pk__in=[done.pk, still_open.pk])
+    assert [(r.patron_id, r.title, r.state) for r in kept.order_by("pk")] == [
+        (None, "", "completed"), (None, "", "cancelled"),
+    ]  # fmt: skip
+    assert type(checkout).objects.get(pk=checkout.pk).patron_id is None
+
+
+def test_the_download_lists_emails_without_their_text_and_deletion_stops_waiting_ones() -> None:
+    patron = make_patron(make_library())
+    secret_link = "https://library.example/portal/x/set-password/SECRETTOKEN/"
+    message = outbox.enqueue(
+        kind="password_link_set", to=[patron.primary_email or "grace@example.org"], subject="Choose your password",
+        text=f"Open {secret_link}", library=patron.library_id, patron_id=patron.pk, wake=False,
+    )  # fmt: skip
+    assert message is not None
+
+    _, content = export.export_archive(actor=SYSTEM, patron=patron)
+    text = zipfile.ZipFile(io.BytesIO(content)).read("patron.json").decode()
+    assert [row["subject"] for row in json.loads(text)["emails"]] == ["Choose your password"]
+    assert "SECRETTOKEN" not in text
+
+    delete_patron(actor=SYSTEM, patron=patron)
+    message.refresh_from_db()
+    assert (message.to, message.text, message.state) == ([], "", "failed")
+    assert "deleted" in message.last_error

@@ -24,6 +24,13 @@ LIBRARY_SETTINGS = (
         required=True,
         help="Two-letter ISO 3166 code, e.g. US or NO. Phone numbers typed without a prefix are read as this country's.",
     ),
+    FieldSpec(
+        "lending_history_retention_days",
+        "Lending history retention (days)",
+        help="1 to 3650. Completed, cancelled, rejected and no-show reservations, and their checkouts, that "
+        "ended longer ago lose their link to the patron unless the patron chose to keep their history. "
+        "Empty: keep forever.",
+    ),
 )
 
 BRANCH = (
@@ -108,4 +115,62 @@ AUDIT_FILTERS = (
 TOKEN = (
     FieldSpec("name", "Name", required=True, help="Where the token is used, e.g. self-check kiosk 2."),
     FieldSpec("expires_on", "Expires on", kind="date", help="Optional: it stops working at the end of this day."),
+)
+
+INSTITUTION_SIGN_IN = (
+    FieldSpec(
+        "enabled",
+        "Patrons sign in with the institution's account",
+        kind="checkbox",
+        help="The institution's LDAP directory checks their passwords; the library keeps none for them. Turning "
+        "it on removes the portal passwords the library holds for the patrons it covers.",
+    ),
+    FieldSpec(
+        "server_uris",
+        "Directory addresses",
+        kind="textarea",
+        help="One per line, tried in order: ldaps://ldap.example.edu or ldap://ldap.example.edu:389.",
+    ),
+    FieldSpec(
+        "start_tls", "Use StartTLS", kind="checkbox", help="Encrypt ldap:// connections (not needed with ldaps://)."
+    ),
+    FieldSpec("bind_dn", "Search account", help="The account that looks people up, e.g. cn=portal,dc=example,dc=edu."),
+    FieldSpec(
+        "bind_password",
+        "Search account password",
+        kind="password",
+        autocomplete="new-password",
+        help="Never shown again once saved; leave empty to keep the stored one. Or set it on the server in "
+        "PATRONAGE_LDAP_BIND_PASSWORD_<LIBRARY CODE> and leave it empty here.",
+    ),
+    FieldSpec("search_base", "Search base", help="Where people's entries are, e.g. ou=people,dc=example,dc=edu."),
+    FieldSpec(
+        "login_attribute",
+        "Sign-in name attribute",
+        help="The attribute of a person's entry they may sign in with, e.g. uid. Their Person-ID and card number "
+        "work too.",
+    ),
+    FieldSpec(
+        "id_attribute",
+        "Institution id attribute",
+        help="The attribute holding the institution id, e.g. employeeNumber. It must equal the patron's Person-ID.",
+    ),
+    FieldSpec(
+        "extra_filter",
+        "Filter",
+        help="Optional LDAP filter every entry must match, e.g. (eduPersonAffiliation=student).",
+    ),
+    FieldSpec("timeout_seconds", "Timeout (seconds)", help="1 to 60: how long to wait for a directory server, e.g. 5."),
+    FieldSpec(
+        "all_patron_types",
+        "Every patron type",
+        kind="checkbox",
+        help="Untick to choose below which patron types sign in through the institution.",
+    ),
+    FieldSpec("service_name", "What patrons call the account", help="E.g. your Example University account."),
+    FieldSpec(
+        "password_url",
+        "Where patrons change that password",
+        help="A web address, e.g. https://id.example.edu/password.",
+    ),
 )

@@ -257,3 +257,41 @@ def test_a_lower_fine_limit_applies_at_once_to_the_types_patrons(
     assert Condition.FINES_OVER_LIMIT in standing_services.standing(patron).codes
     event = AuditEvent.objects.get(action="patron_type.updated")
     assert event.detail["fields"] == ["fine_limit"]
+
+
+# --- lending history retention -------------------------------------------------------------------------------
+
+
+def test_the_retention_period_is_shown_saved_and_audited(admin: Client, library: Library) -> None:
+    form = admin.get(admin_url("settings")).content.decode()
+    assert 'name="lending_history_retention_days"' in form
+    assert 'value="365"' in form  # a new library's default
+    response = admin.post(admin_url("settings"), {**SETTINGS, "lending_history_retention_days": " 730 "})
+    assert response.status_code == 302
+    library.refresh_from_db()
+    assert library.lending_history_retention_days == 730
+    assert AuditEvent.objects.get(action="library.updated").detail["fields"] == ["lending_history_retention_days"]
+    admin.post(admin_url("settings"), {**SETTINGS, "lending_history_retention_days": ""})
+    library.refresh_from_db()
+    assert library.lending_history_retention_days is None  # empty: keep forever
+
+
+@pytest.mark.parametrize("value", ["0", "3651", "-5", "1.5", "a year"])
+def test_a_bad_retention_period_is_refused_with_a_field_message(admin: Client, library: Library, value: str) -> None:
+    response = admin.post(admin_url("settings"), {**SETTINGS, "lending_history_retention_days": value})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="f-lending_history_retention_days-error"' in html
+    assert 'href="#f-lending_history_retention_days"' in html
+    assert "from 1 to 3,650" in html
+    library.refresh_from_db()
+    assert library.lending_history_retention_days == 365
+    assert not AuditEvent.objects.filter(action="library.updated").exists()
+
+
+@pytest.mark.parametrize("value", ["1", "3650"])
+def test_the_retention_period_bounds_are_accepted(library: Library, value: str) -> None:
+    saved = library_services.save_library(
+        actor=SYSTEM, library=library, data={**SETTINGS, "lending_history_retention_days": value}
+    )
+    assert saved.lending_history_retention_days == int(value)

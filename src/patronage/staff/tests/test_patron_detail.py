@@ -274,3 +274,20 @@ def test_history_tab_lists_this_patrons_events(admin: Client, patron: Patron, li
     # One row per event of this patron, none of the other patron's.
     assert html.count("<code>") == AuditEvent.objects.filter(patron_id=patron.pk).count()
     assert AuditEvent.objects.filter(patron_id=other.pk).exists()
+
+
+def test_the_patron_may_choose_to_keep_their_lending_history(admin: Client, patron: Patron) -> None:
+    section = url("staff:patron-edit-section", patron, section="membership")
+    form = admin.get(section).content.decode()
+    assert 'name="keep_lending_history"' in form
+    base = {"patron_type": patron.patron_type_id, "registered_branch": patron.registered_branch_id,
+            "status": "active", "expires_on": "2031-01-31"}  # fmt: skip
+    assert admin.post(section, {**base, "keep_lending_history": "1"}).status_code == 302
+    patron.refresh_from_db()
+    assert patron.keep_lending_history is True
+    assert "Keep lending history</dt><dd>Yes" in admin.get(url("staff:patron-detail", patron)).content.decode()
+    event = AuditEvent.objects.filter(action="patron.updated", patron_id=patron.pk).latest("at")
+    assert "keep_lending_history" in event.detail["fields"]
+    admin.post(section, base)  # an unticked box is not sent: the choice is withdrawn
+    patron.refresh_from_db()
+    assert patron.keep_lending_history is False

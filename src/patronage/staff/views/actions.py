@@ -20,6 +20,7 @@ from patronage.privacy import export
 from patronage.privacy import services as privacy_services
 
 from .. import fields
+from ..once import OnceOnly
 from .detail import PatronPageView
 
 
@@ -62,7 +63,7 @@ class _CommentFormView(PatronPageView):
         return self._page(patron, {}, {})
 
 
-class BlockView(_CommentFormView):
+class BlockView(OnceOnly, _CommentFormView):
     specs = fields.BLOCK
     template = "staff/patron/block.html"
 
@@ -72,7 +73,7 @@ class BlockView(_CommentFormView):
         ends_at = parse_end(self.posted["ends_at"], patron.library.time_zone)
         block_services.block_patron(actor=self.actor, patron=patron, comment=self.posted["comment"], ends_at=ends_at)
         messages.success(request, f"{patron.display_name} is blocked at {patron.library.name}.")
-        return HttpResponseRedirect(reverse("staff:patron-detail", kwargs={"pk": patron.pk}))
+        return self.done_once(reverse("staff:patron-detail", kwargs={"pk": patron.pk}))
 
 
 class UnblockView(_CommentFormView):

@@ -22,6 +22,7 @@ from patronage.libraries.permissions import Permission
 from patronage.patrons.models import Patron
 
 from .. import fields
+from ..once import OnceOnly
 from .detail import PatronPageView
 
 # Each form of the tab names its fields with its own prefix, so ids stay unique on the page.
@@ -110,7 +111,7 @@ class DebtsView(PatronPageView):
         return HttpResponseRedirect(reverse("staff:patron-debts", kwargs={"pk": patron.pk}))
 
 
-class AddFeeView(DebtsView):
+class AddFeeView(OnceOnly, DebtsView):
     http_method_names = ["post"]
     form = "fee"
 
@@ -125,10 +126,10 @@ class AddFeeView(DebtsView):
             description=p.get("fee-description", ""),
         )
         messages.success(request, f"Fee of {format_amount(fee.amount, patron.library.currency)} added.")
-        return self._done(patron)
+        return self.done_once(reverse("staff:patron-debts", kwargs={"pk": patron.pk}))
 
 
-class TakePaymentView(DebtsView):
+class TakePaymentView(OnceOnly, DebtsView):
     http_method_names = ["post"]
     form = "pay"
 
@@ -150,7 +151,7 @@ class TakePaymentView(DebtsView):
             messages.success(request, f"Payment of {amount} recorded.")
         else:
             messages.info(request, f"This payment of {amount} was already recorded; it was not taken twice.")
-        return self._done(patron)
+        return self.done_once(reverse("staff:patron-debts", kwargs={"pk": patron.pk}))
 
 
 class WaiveFeeView(DebtsView):

@@ -32,6 +32,7 @@ TABS = (
     ("debts", "Debts", "staff:patron-debts"),
     ("blocks", "Blocks", "staff:patron-blocks"),
     ("history", "History", "staff:patron-history"),
+    ("ill", "Interlibrary loan", "staff:patron-ill"),
 )
 SOFT_BLOCK_NOTE = (
     "This is an automatic soft block from the patron's debt. It cannot be lifted by hand: it ends by "
@@ -203,6 +204,7 @@ class PatronEditSectionView(PatronPageView):
             if section == "membership":
                 # An unticked checkbox is not sent at all; absent means "no signature on file".
                 data["signature_on_file"] = "1" if posted.get("signature_on_file") else ""
+                data["keep_lending_history"] = "1" if posted.get("keep_lending_history") else ""
             patron_services.update_section(actor=self.actor, patron=patron, section=section, data=data)
         elif section == "contact":
             data = {name: posted.get(name, "") for name in patron_services.SECTIONS["contact"]}

@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
@@ -23,6 +23,7 @@ from patronage.patrons.queries import DEFAULT_SORT, SORTS, search_patrons
 
 from .. import fields, listing
 from ..auth import StaffView
+from ..once import OnceOnly
 
 PAGE_SIZE = 25
 # The columns a user can sort by, with the allow-listed sort keys they switch between.
@@ -91,7 +92,7 @@ class PatronListView(StaffView):
         return render(request, "staff/patron_list.html", context, status=400 if sort_error else 200)
 
 
-class PatronCreateView(StaffView):
+class PatronCreateView(OnceOnly, StaffView):
     posted: dict[str, str] | None = None
 
     def _page(self, values: Mapping[str, Any], errors: Mapping[str, list[str]], status: int = 200) -> HttpResponse:
@@ -128,4 +129,4 @@ class PatronCreateView(StaffView):
             phones={"mobile": self.posted["phone_mobile"]},
         )
         messages.success(request, f"Patron {patron.display_name} was created.")
-        return HttpResponseRedirect(reverse("staff:patron-detail", kwargs={"pk": patron.pk}))
+        return self.done_once(reverse("staff:patron-detail", kwargs={"pk": patron.pk}))

@@ -24,10 +24,16 @@ TABS: tuple[tuple[str, str, str, Permission | None], ...] = (
     ("settings", "Library settings", "staff:admin:settings", CONFIGURE),
     ("branches", "Branches", "staff:admin:branches", CONFIGURE),
     ("patron-types", "Patron types", "staff:admin:patron-types", CONFIGURE),
+    ("sign-in", "Institution sign-in", "staff:admin:institution-sign-in", CONFIGURE),
     ("roles", "Roles", "staff:admin:roles", CONFIGURE),
     ("staff", "Staff accounts", "staff:admin:memberships", CONFIGURE),
     ("audit", "Audit log", "staff:admin:audit-log", Permission.VIEW_AUDIT_LOG),
+    ("notices", "Reminder notices", "staff:admin:notices", CONFIGURE),
+    ("outbox", "E-mail outbox", "staff:admin:outbox", CONFIGURE),
+    ("updates", "Patron access options", "staff:admin:updates", CONFIGURE),
     ("tokens", "My API tokens", "staff:admin:tokens", None),
+    ("clients", "Protocol clients", "staff:admin:clients", CONFIGURE),
+    ("ill", "Interlibrary loan", "staff:admin:ill", Permission.VIEW_PATRONS),
 )
 
 

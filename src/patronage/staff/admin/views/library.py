@@ -12,6 +12,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from patronage.core.errors import NotFound
+from patronage.credentials import services as credential_services
 from patronage.libraries import services as library_services
 from patronage.libraries.models import Branch
 from patronage.patrons import services as patron_services
@@ -19,21 +20,27 @@ from patronage.patrons.models import PatronType
 
 from ... import fields
 from .. import specs
-from .base import TABS, AdminView, FormPage, read_post
+from .base import TABS, AdminView, FormPage, checkbox_group, read_post
 
-LIBRARY_FIELDS = ("name", "currency", "time_zone", "country")
+LIBRARY_FIELDS = ("name", "currency", "time_zone", "country", "lending_history_retention_days")
 BRANCH_FIELDS = ("code", "name", "email", "is_checkout_center")
 PATRON_TYPE_FIELDS = ("code", "name", "fine_limit", "expiry_months", "loan_limit", "may_self_update", "may_use_ill")
 
 # What each area of the section is for, shown on the start page.
 DESCRIPTIONS = {
-    "settings": "The library's name, currency, time zone and country.",
+    "settings": "The library's name, currency, time zone, country and lending history retention.",
     "branches": "The places of the library; which of them are checkout centers.",
     "patron-types": "Fine limit, expiry period, loan limit, online updates and interlibrary loan per type.",
     "roles": "Named sets of permissions given to staff.",
+    "sign-in": "Let the institution's LDAP directory check the portal passwords of some or all patrons.",
     "staff": "Who works at this library, with which roles; new staff accounts.",
     "audit": "Every change and every read of personal data at this library, newest first.",
     "tokens": "Your own tokens for the REST API: create, see when they were used, revoke.",
+    "notices": "When reminder notices are e-mailed and which ones patrons may opt out of.",
+    "outbox": "Every e-mail the library sends: waiting, sent and failed messages, and sending a failed one again.",
+    "updates": "What patrons may change online and whether staff verify it first, per branch; postal codes.",
+    "clients": "The systems that ask about patrons (ReShare, self-check machines): logins, secrets, addresses.",
+    "ill": "Which patrons would be refused interlibrary loan, grouped by cause, and which types may use it.",
 }
 
 
@@ -74,7 +81,10 @@ class LibrarySettingsView(FormPage):
     def post(self, request: HttpRequest) -> HttpResponse:
         library = self.enter()
         self.posted = read_post(request, specs.LIBRARY_SETTINGS)
-        library_services.save_library(actor=self.actor, library=library, data=self.posted)
+        data = dict(self.posted)
+        if "lending_history_retention_days" not in request.POST:
+            del data["lending_history_retention_days"]  # not sent: unchanged (an empty field means forever)
+        library_services.save_library(actor=self.actor, library=library, data=data)
         messages.success(request, "Library settings saved.")
         return HttpResponseRedirect(reverse("staff:admin:settings"))
 
@@ -189,3 +199,54 @@ class PatronTypeFormView(FormPage):
         )
         messages.success(request, f"Patron type {saved.name} {'saved' if patron_type else 'created'}.")
         return HttpResponseRedirect(reverse("staff:admin:patron-types"))
+
+
+class InstitutionSignInView(FormPage):
+    """The library's institution sign-in (LDAP). The search account's password is never shown back."""
+
+    tab = "sign-in"
+
+    def specs(self) -> tuple[fields.FieldSpec, ...]:
+        return specs.INSTITUTION_SIGN_IN
+
+    def groups(self, values: Mapping[str, Any], errors: Mapping[str, list[str]]) -> list[dict[str, Any]]:
+        types = PatronType.objects.filter(library=self.enter()).order_by("name")
+        options = [(str(t.pk), t.name, "") for t in types]
+        chosen = {str(v) for v in values.get("patron_types", [])}
+        return [
+            checkbox_group("patron_types", "Patron types who sign in through the institution", options, chosen, errors)
+        ]
+
+    def page_context(self, values: Mapping[str, Any], errors: Mapping[str, list[str]]) -> dict[str, Any]:
+        stored = credential_services.institution_settings(self.enter())
+        return self.admin_context("Institution sign-in") | {
+            "intro": "Patrons of the chosen types sign in to the portal with their institution's account: the "
+            "password is checked by the institution's LDAP directory, and the entry's institution id must equal "
+            "the patron's Person-ID. "
+            + (
+                "A search account password is stored."
+                if stored.bind_password
+                else "No search account password is stored."
+            ),
+            "action": reverse("staff:admin:institution-sign-in"),
+            "back_url": reverse("staff:admin:index"),
+            "back_label": "administration",
+            "submit": "Save institution sign-in",
+        }
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        current = credential_services.institution_settings(self.enter())
+        values: dict[str, Any] = {name: getattr(current, name) for name in credential_services.INSTITUTION_FIELDS
+                                  if name not in {"bind_password", "patron_types"}}  # fmt: skip
+        values["patron_types"] = [t.pk for t in current.patron_types.all()] if current.pk else []
+        return self.render_form(values, {})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        library = self.enter()
+        data: dict[str, Any] = read_post(request, specs.INSTITUTION_SIGN_IN)
+        data["patron_types"] = request.POST.getlist("patron_types")
+        # A bad form is shown again without the password typed into it.
+        self.posted = {**data, "bind_password": ""}
+        credential_services.save_institution_sign_in(actor=self.actor, library=library, data=data)
+        messages.success(request, "Institution sign-in saved.")
+        return HttpResponseRedirect(reverse("staff:admin:institution-sign-in"))
