@@ -154,6 +154,21 @@ def test_remove_role_and_clone_through_the_pages(library, family) -> None:
     assert made["Location"] == page("patron-detail", clone)
 
 
+def test_the_group_is_renamed_and_its_kind_changed_from_any_members_page(library, family) -> None:
+    group, parent, child = family
+    client = staff(library, EVERYTHING)
+    form = client.get(page("patron-group", child)).content.decode()
+    assert 'value="Byron family"' in form
+    bad = client.post(page("patron-group", child), {"name": "", "kind": "family"})
+    assert bad.status_code == 400
+    assert 'href="#f-name"' in bad.content.decode()
+    saved = client.post(page("patron-group", child), {"name": "Byron-King household", "kind": "household"})
+    assert saved.status_code == 302
+    group.refresh_from_db()
+    assert (group.name, group.kind) == ("Byron-King household", "household")
+    assert PatronGroup.objects.count() == 1  # renamed, not a second group
+
+
 def test_every_group_change_on_the_pages_needs_edit_patron_data(library, family) -> None:
     _group, parent, child = family
     viewer = staff(library, VIEW_ONLY)

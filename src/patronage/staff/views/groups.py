@@ -93,13 +93,25 @@ class GroupDetailsView(_GroupPageView):
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         patron = self.load(read=True)
-        return self._page(patron, {"kind": "family", "name": f"{patron.last_name} family"}, {})
+        group = self.group_of(patron)
+        values = (
+            {"kind": group.kind, "name": group.name}
+            if group
+            else {"kind": "family", "name": f"{patron.last_name} family"}
+        )
+        return self._page(patron, values, {})
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Start a group with this patron in it, or rename the patron's group and change its kind."""
         patron = self.load(Permission.EDIT_PATRON)
         self.posted = {s.name: request.POST.get(s.name, "") for s in NEW_GROUP}
-        group = group_services.create_group(actor=self.actor, patron=patron, data=self.posted)
-        messages.success(request, f"The group {group.name} was created with {patron.display_name} in it.")
+        group = self.group_of(patron)
+        if group is None:
+            group = group_services.create_group(actor=self.actor, patron=patron, data=self.posted)
+            messages.success(request, f"The group {group.name} was created with {patron.display_name} in it.")
+        else:
+            group = group_services.update_group(actor=self.actor, group=group, data=self.posted)
+            messages.success(request, f"The group {group.name} is saved.")
         return HttpResponseRedirect(_group_url(patron.pk))
 
 
