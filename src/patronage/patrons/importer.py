@@ -39,7 +39,7 @@ from patronage.core.errors import DomainError, FieldError, ValidationFailed
 from patronage.libraries.models import Branch, Library
 from patronage.patrons.models import Address, Barcode, Patron, PatronType, Phone
 from patronage.patrons.services import ADDRESS_FIELDS, clean_addresses, clean_phones, clean_section, default_expiry
-from patronage.patrons.validation import clean_barcode
+from patronage.patrons.validation import clean_barcode, phone_validation
 
 # Feed column -> (section of patrons.services.SECTIONS, model field).
 PATRON_COLUMNS: dict[str, tuple[str, str]] = {
@@ -277,8 +277,10 @@ def _column_problems(errors: dict[str, list[str]]) -> Iterator[tuple[str, str]]:
 class RowCleaner:
     """Checks rows with the patron services' own validation. Holds no database state."""
 
-    def __init__(self, layout: Layout, country: str) -> None:
+    def __init__(self, layout: Layout, country: str, validate_phones: bool | None = None) -> None:
         self.layout = layout
+        # The system-level phone validation as the importing process sees it (workers are fresh interpreters).
+        self.validate_phones = phone_validation() if validate_phones is None else validate_phones
         # The services read only the library's country here (phone numbers); references are resolved later.
         self.library = Library(country=country)
         self.memo: dict[tuple[str, str], tuple[Any, str | None]] = {}
@@ -308,7 +310,8 @@ class RowCleaner:
         given = {kind: cells[i] for i, kind in self.layout.phones if cells[i].strip()}
         if given:
             try:
-                phones = {k: v for k, v in clean_phones(self.library, given).items() if v}
+                cleaned = clean_phones(self.library, given, validate=self.validate_phones)
+                phones = {k: v for k, v in cleaned.items() if v}
             except ValidationFailed as exc:
                 problems.extend(_column_problems(exc.errors))
         address = None
@@ -349,7 +352,7 @@ class RowCleaner:
         return [self.clean(line, cells) for line, cells in rows]
 
 
-_cleaners: dict[tuple[Layout, str], RowCleaner] = {}
+_cleaners: dict[tuple[Layout, str, bool], RowCleaner] = {}
 # A checked row as a worker sends it back: plain tuples, dates as day numbers. Pickling dataclasses, dicts
 # and dates costs several times more, and the process that unpickles is the one that also writes.
 _Packed = tuple[
@@ -378,11 +381,13 @@ def _unpack(names: Sequence[str], packed: _Packed) -> CleanRow:
 _HOME_KEYS = ("kind", *ADDRESS_FIELDS)
 
 
-def _clean_in_worker(layout: Layout, country: str, rows: list[tuple[int, list[str]]]) -> list[_Packed]:
+def _clean_in_worker(
+    layout: Layout, country: str, validate_phones: bool, rows: list[tuple[int, list[str]]]
+) -> list[_Packed]:
     """A worker's task. The worker imports this module only after its initializer set Django up."""
-    cleaner = _cleaners.get((layout, country))
+    cleaner = _cleaners.get((layout, country, validate_phones))
     if cleaner is None:
-        cleaner = _cleaners[(layout, country)] = RowCleaner(layout, country)
+        cleaner = _cleaners[(layout, country, validate_phones)] = RowCleaner(layout, country, validate_phones)
     return [_pack(layout, row) for row in cleaner.clean_batch(rows)]
 
 
@@ -553,11 +558,12 @@ class _Import:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patronage.settings")
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=django.setup)
         country = self.library.country
+        validate_phones = phone_validation()
         names = [name for _, _, name in self.layout.patron]
         try:
             pending: deque[tuple[Future[list[_Packed]], _Current]] = deque()
             for batch, current in prepared:
-                pending.append((pool.submit(_clean_in_worker, self.layout, country, batch), current))
+                pending.append((pool.submit(_clean_in_worker, self.layout, country, validate_phones, batch), current))
                 while pending and (len(pending) > 2 * jobs or pending[0][0].done()):
                     # Bounded read-ahead: memory stays flat on any file size.
                     future, ready = pending.popleft()

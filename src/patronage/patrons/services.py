@@ -92,7 +92,17 @@ def clean_section(library: Library, section: str, data: Mapping[str, Any]) -> di
     return cleaned
 
 
-def clean_phones(library: Library, phones: Mapping[str, str | None]) -> dict[str, str | None]:
+def clean_phones(
+    library: Library, phones: Mapping[str, str | None], *, validate: bool | None = None
+) -> dict[str, str | None]:
+    """Phone numbers by kind as stored (None: remove that kind), or every refusal at once.
+
+    The one place the system-level phone validation applies (``validation.clean_phone``): on, numbers are
+    parsed for the library's country and stored in E.164; off, each is kept as typed. Portal changes,
+    update requests and their verification, the staff pages, the API and the importer all come here, so a
+    number one of them accepted is accepted by the others. ``validate`` None follows the setting (the
+    importer passes it to its worker processes).
+    """
     errors: dict[str, list[str]] = {}
     cleaned: dict[str, str | None] = {}
     for kind, number in phones.items():
@@ -103,7 +113,7 @@ def clean_phones(library: Library, phones: Mapping[str, str | None]) -> dict[str
             cleaned[kind] = None
             continue
         try:
-            cleaned[kind] = clean_phone(str(number), library.country, field=f"phone_{kind}")
+            cleaned[kind] = clean_phone(str(number), library.country, field=f"phone_{kind}", validate=validate)
         except FieldError as exc:
             errors.update(exc.errors)
     if errors:

@@ -73,14 +73,3 @@ def resolve(levels: tuple[Level, ...], *, phone_validation: bool, branch_name: s
 def normalise_postal_code(text: str) -> str:
     """Capitals and single spaces, so " sw1a  1aa" and "SW1A 1AA" are the same code."""
     return " ".join(str(text).upper().split())
-
-
-FREE_PHONE_CHARS = frozenset("0123456789 +-().")
-
-
-def free_phone_problem(text: str) -> str:
-    """With phone validation off a phone is one free field; this only refuses what cannot be a number."""
-    digits = sum(c.isdigit() for c in text)
-    if len(text) > 32 or not set(text) <= FREE_PHONE_CHARS or digits < 4:
-        return "Enter the number with digits, spaces and + - ( ) . only, at most 32 characters, e.g. 1 555 555 0123."
-    return ""

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
@@ -27,8 +26,9 @@ from patronage.notices import kinds as notice_kinds
 from patronage.notices import services as notices
 from patronage.outbox import services as outbox
 from patronage.patrons import services as patron_services
+from patronage.patrons import validation
 from patronage.patrons.models import Address, Patron, PatronType, Phone
-from patronage.patrons.validation import clean_model_fields, clean_phone
+from patronage.patrons.validation import clean_model_fields
 from patronage.standing import services as standing
 from patronage.standing.rules import Action
 
@@ -49,8 +49,8 @@ GROUPS = {
 
 
 def phone_validation() -> bool:
-    """System level only (the setting ``PATRONAGE_PHONE_VALIDATION``)."""
-    return bool(getattr(settings, "PATRONAGE_PHONE_VALIDATION", True))
+    """System level only (the setting ``PATRONAGE_PHONE_VALIDATION``); applied by ``patrons.services``."""
+    return validation.phone_validation()
 
 
 # --- the access options ----------------------------------------------------------------------------------
@@ -361,20 +361,18 @@ def _clean(
         for kind in PHONE_KINDS:
             if kind not in given:
                 continue
-            text = " ".join(str(given[kind] or "").split())
-            if not text:
-                phones[kind] = ""
-            elif options.phone_validation:
-                try:
-                    phones[kind] = clean_phone(text, library.country, field=f"phone_{kind}")
-                except FieldError as exc:
-                    errors.update(exc.errors)
+            text = str(given[kind] or "").strip()
+            on_record = current["phones"].get(kind, "")
+            if on_record and text == validation.display_phone(on_record, library.country):
+                continue  # the number as the page showed it: no change, whatever the setting is now
+            # The patrons' own rule (validated and E.164, or kept as typed, by the system setting), so that
+            # verifying the request later stores exactly what was accepted now.
+            try:
+                number = patron_services.clean_phones(library, {kind: text}, validate=options.phone_validation)[kind]
+            except ValidationFailed as exc:
+                errors.update(exc.errors)
             else:
-                problem = rules.free_phone_problem(text)
-                if problem:
-                    errors[f"phone_{kind}"] = [problem]
-                else:
-                    phones[kind] = text
+                phones[kind] = number or ""
         differing = {k: v for k, v in phones.items() if v != current["phones"].get(k, "")}
         if differing:
             changed["phone_change"] = differing
@@ -448,14 +446,17 @@ def _recipients(patron: Patron) -> list[str]:
     return [a for a in (patron.primary_email, patron.alternate_email) if a]
 
 
-def _describe(values: Mapping[str, Any]) -> str:
+def _describe(values: Mapping[str, Any], country: str) -> str:
     lines = []
     for key, value in values.items():
         if key == "address":
             text = ", ".join(str(value.get(f) or "") for f in ADDRESS_FIELDS if value.get(f)) or "(no address)"
             lines.append(f"Address: {text}")
         elif key == "phones":
-            lines.extend(f"Phone ({kind}): {number or '(removed)'}" for kind, number in value.items())
+            lines.extend(
+                f"Phone ({kind}): {validation.display_phone(number, country) or '(removed)'}"
+                for kind, number in value.items()
+            )
         else:
             lines.append(f"{key.replace('_', ' ').capitalize()}: {value or '(removed)'}")
     return "\n".join(lines)
@@ -470,7 +471,7 @@ def _queue_submitted_mail(patron: Patron, request: UpdateRequest, options: rules
             dedupe_key=f"update_request:{request.pk}:confirmation",
             subject=f"{library.name}: we received your change of contact details",
             text=f"Hello {patron.first_name},\n\nWe received your request to change these details:\n\n"
-            f"{_describe(request.new)}\n\nStaff will check the change soon. Until then you cannot check out items; "
+            f"{_describe(request.new, library.country)}\n\nStaff will check the change soon. Until then you cannot check out items; "
             f"everything else works as before.\n\n{library.name}\n",
         )  # fmt: skip
     branch = request.branch
@@ -480,9 +481,45 @@ def _queue_submitted_mail(patron: Patron, request: UpdateRequest, options: rules
             dedupe_key=f"update_request:{request.pk}:staff",
             subject=f"Update request {request.pk} waits for verification at {branch.name}",
             text=f"Patron {patron.display_name} (id {patron.pk}) asked to change contact details:\n\n"
-            f"{_describe(request.new)}\n\nVerify or reject it under Update requests in the staff pages. The patron "
+            f"{_describe(request.new, library.country)}\n\nVerify or reject it under Update requests in the staff pages. The patron "
             "cannot check out items until then.\n",
         )  # fmt: skip
+
+
+def _check(
+    patron: Patron, options: rules.Resolved, data: Mapping[str, Any], current: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[str]]]:
+    """The changes cleaned, those of them that wait for staff, and every refusal; writes nothing."""
+    changed, errors = _clean(patron, options, data, current)
+    for group, what in GROUPS.items():
+        if group in changed and options.mode(group) == ChangeMode.OFF:
+            errors.setdefault(_field_of(group), []).append(
+                f"The library does not let you change {what} online; please ask the library staff."
+            )
+    if "notification_method" in changed and not options.flag("may_change_notification_method"):
+        errors.setdefault("notification_method", []).append(
+            "The library does not let you change how you are notified online; please ask the library staff."
+        )
+    requested = {g: v for g, v in changed.items() if g in GROUPS and options.mode(g) == ChangeMode.REQUEST}
+    if requested and UpdateRequest.objects.filter(patron=patron, state=UpdateRequest.State.PENDING).exists():
+        for group in requested:
+            errors.setdefault(_field_of(group), []).append(
+                "A change you asked for earlier is still waiting for the library; you can ask for more once "
+                "staff have checked it."
+            )
+    return changed, requested, errors
+
+
+def check_details(patron: Patron, data: Mapping[str, Any]) -> dict[str, list[str]]:
+    """What ``submit_details`` would refuse in ``data``, without writing anything.
+
+    For a face that found a problem of its own in the input (the portal's three-part phone numbers), so
+    that the page can show every problem at once."""
+    refused = refusals(patron)
+    if refused:
+        raise Refused("You cannot change your details online.", refused)
+    _, _, errors = _check(patron, for_patron(patron), data, current_details(patron))
+    return errors
 
 
 @transaction.atomic
@@ -503,23 +540,7 @@ def submit_details(*, actor: audit.Actor, patron: Patron, data: Mapping[str, Any
         raise Refused("You cannot change your details online.", refused)
     options = for_patron(patron)
     current = current_details(patron)
-    changed, errors = _clean(patron, options, data, current)
-    for group, what in GROUPS.items():
-        if group in changed and options.mode(group) == ChangeMode.OFF:
-            errors.setdefault(_field_of(group), []).append(
-                f"The library does not let you change {what} online; please ask the library staff."
-            )
-    if "notification_method" in changed and not options.flag("may_change_notification_method"):
-        errors.setdefault("notification_method", []).append(
-            "The library does not let you change how you are notified online; please ask the library staff."
-        )
-    requested = {g: v for g, v in changed.items() if g in GROUPS and options.mode(g) == ChangeMode.REQUEST}
-    if requested and UpdateRequest.objects.filter(patron=patron, state=UpdateRequest.State.PENDING).exists():
-        for group in requested:
-            errors.setdefault(_field_of(group), []).append(
-                "A change you asked for earlier is still waiting for the library; you can ask for more once "
-                "staff have checked it."
-            )
+    changed, requested, errors = _check(patron, options, data, current)
     if errors:
         raise ValidationFailed(errors)
     outcome = Outcome()
@@ -644,7 +665,7 @@ def reject(*, actor: audit.Actor, request: UpdateRequest, reason: str) -> Update
             dedupe_key=f"update_request:{request.pk}:rejected",
             subject=f"{library.name}: your change of contact details was not made",
             text=f"Hello {patron.first_name},\n\nThe library did not make the change you asked for:\n\n"
-            f"{_describe(request.new)}\n\nWhy: {text}\n\nYour details stay as they were. You can ask again in the "
+            f"{_describe(request.new, library.country)}\n\nWhy: {text}\n\nYour details stay as they were. You can ask again in the "
             f"portal or at the library.\n\n{library.name}\n",
         )  # fmt: skip
     audit.record(

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from patronage.core import audit
 from patronage.core.errors import FieldError, Refused, ValidationFailed
+from patronage.patrons import validation
 from patronage.patrons.models import Patron, Phone
 from patronage.updates import queries, rules, services
 from patronage.updates.models import ChangeMode, UpdateRequest
@@ -34,6 +35,71 @@ MODE_HINTS = {
     ChangeMode.REQUEST: "A change here waits for the library to check it; until then you cannot check out items.",
     ChangeMode.DIRECT: "A change here applies at once.",
 }
+
+
+# The three inputs of a North American number (phone validation on, a library in a NANP country), with the
+# autocomplete tokens browsers fill them from.
+PART_LABELS = {"area": "Area code", "prefix": "Prefix", "line": "Line number"}
+PART_AUTOCOMPLETE = {"area": "tel-area-code", "prefix": "tel-local-prefix", "line": "tel-local-suffix"}
+
+
+def three_part_entry(library_country: str, options: rules.Resolved) -> bool:
+    """Three inputs per phone with validation on in a North American country; else one (seed 003, Mobile PAC)."""
+    return options.phone_validation and validation.uses_three_part_entry(library_country)
+
+
+def _phone_field(
+    kind: str, label: str, values: Mapping[str, Any], errors: Mapping[str, Sequence[str]],
+    bad_parts: Mapping[str, Sequence[str]], *, three: bool, country: str, validating: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """One phone as the page renders it: one input, or a fieldset of three tied to the number's errors."""
+    name = f"phone_{kind}"
+    stored = str(values.get(name, "") or "")
+    typed = values.get(f"{name}_parts")
+    parts = typed if typed is not None else (validation.nanp_parts(stored) if stored else {})
+    if three and parts is not None:
+        own = list(errors.get(name, []))
+        wrong = set(bad_parts.get(kind, ())) or (set(PART_LABELS) if own else set())
+        return {
+            "three": True, "name": name, "id": f"f-{name}", "label": f"{label} phone", "errors": own,
+            "hint": "The 10 digits of a number in North America, e.g. 202 555 0143. Leave all three empty to remove it.",
+            "parts": [
+                {"name": f"{name}_{part}", "id": f"f-{name}_{part}", "label": part_label,
+                 "value": str(parts.get(part, "")), "size": size, "invalid": part in wrong,
+                 "autocomplete": PART_AUTOCOMPLETE[part] if kind == "mobile" else "off"}
+                for (part, _, size, _), part_label in zip(validation.NANP_PARTS, PART_LABELS.values(), strict=True)
+            ],
+        }  # fmt: skip
+    shown = values.get(f"{name}_typed", validation.display_phone(stored, country))
+    hint = "As you dial it, e.g. +1 555 555 0123 or (555) 555-0123." if validating else "As you dial it."
+    return {
+        "three": False,
+        **field(name, f"{label} phone", errors, kind="tel", value=shown,
+                autocomplete="tel" if kind == "mobile" else "off", required=False, hint=hint),
+    }  # fmt: skip
+
+
+def read_phones(
+    posted: Mapping[str, str], *, three: bool
+) -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, list[str]], dict[str, list[str]]]:
+    """The posted phones as one number per kind for the service, composing the three parts where they were
+    sent. Also the parts as typed, and the part problems found here: messages per number, parts per kind."""
+    phones: dict[str, str] = {}
+    typed: dict[str, dict[str, str]] = {}
+    errors: dict[str, list[str]] = {}
+    bad_parts: dict[str, list[str]] = {}
+    for kind in services.PHONE_KINDS:
+        names = {part: f"phone_{kind}_{part}" for part in PART_LABELS}
+        if three and any(n in posted for n in names.values()):
+            typed[kind] = {part: str(posted.get(n, ""))[:16] for part, n in names.items()}
+            try:
+                phones[kind] = validation.compose_nanp(typed[kind], field=f"phone_{kind}")
+            except validation.PhonePartsError as exc:
+                errors.update(exc.errors)
+                bad_parts[kind] = exc.parts
+        else:
+            phones[kind] = str(posted.get(f"phone_{kind}", ""))[:64]
+    return phones, typed, errors, bad_parts
 
 
 def _mode_word(mode: str) -> str:
@@ -58,7 +124,7 @@ class UpdateDetailsView(PortalView):
 
     def _fields(
         self, patron: Patron, options: rules.Resolved, values: Mapping[str, Any], errors: Mapping[str, Sequence[str]],
-        pending: UpdateRequest | None,
+        pending: UpdateRequest | None, bad_parts: Mapping[str, Sequence[str]],
     ) -> dict[str, Any]:  # fmt: skip
         def open_for(group: str) -> bool:
             mode = options.mode(group)
@@ -71,10 +137,11 @@ class UpdateDetailsView(PortalView):
             field("alternate_email", "Alternate e-mail address", errors, kind="email",
                   value=values.get("alternate_email", ""), required=False),
         ]  # fmt: skip
+        country = patron.library.country
+        three = three_part_entry(country, options)
         phones = [
-            field(f"phone_{kind}", f"{label} phone", errors, kind="tel", value=values.get(f"phone_{kind}", ""),
-                  autocomplete="tel" if kind == "mobile" else "off", required=False,
-                  hint="For example +1 555 555 0123." if options.phone_validation else "")
+            _phone_field(kind, label, values, errors, bad_parts, three=three, country=country,
+                         validating=options.phone_validation)
             for kind, label in Phone.Kind.choices
         ]  # fmt: skip
         address = [
@@ -115,17 +182,22 @@ class UpdateDetailsView(PortalView):
         return values
 
     def _page(
-        self, patron: Patron, values: Mapping[str, Any], errors: Mapping[str, Sequence[str]], status: int = 200
+        self,
+        patron: Patron,
+        values: Mapping[str, Any],
+        errors: Mapping[str, Sequence[str]],
+        status: int = 200,
+        bad_parts: Mapping[str, Sequence[str]] | None = None,
     ) -> HttpResponse:
         refused = services.refusals(patron)
         options = services.for_patron(patron)
         pending = queries.pending_for(patron)
         latest = queries.latest_for(patron)
-        form = self._fields(patron, options, values, errors, pending)
-        every = [f for g in form["groups"] for f in g["fields"]] + [form["method"]]
+        form = self._fields(patron, options, values, errors, pending, bad_parts or {})
+        every = [_summary_target(f) for g in form["groups"] for f in g["fields"]] + [form["method"]]
         context = {
             "page": "update-details", "visitor": False, "refused": refused, "pending": pending,
-            "pending_lines": _lines(pending.new) if pending else [],
+            "pending_lines": _lines(pending.new, patron.library.country) if pending else [],
             "rejected": latest if latest is not None and latest.state == UpdateRequest.State.REJECTED else None,
             "errors": error_summary(errors, every), "branch": patron.registered_branch, **form,
         }  # fmt: skip
@@ -146,6 +218,9 @@ class UpdateDetailsView(PortalView):
         posted = request.POST
         data: dict[str, Any] = {}
         values = self._values(patron)
+        typed: dict[str, dict[str, str]] = {}
+        part_errors: dict[str, list[str]] = {}
+        bad_parts: dict[str, list[str]] = {}
         # Only what the page offered as editable is read; the rest stays as it is.
         for group in rules.MODE_OPTIONS:
             mode = options.mode(group)
@@ -154,7 +229,10 @@ class UpdateDetailsView(PortalView):
             if group == "email_change":
                 data.update({n: posted.get(n, "")[:300] for n in services.EMAIL_FIELDS})
             elif group == "phone_change":
-                data["phones"] = {k: posted.get(f"phone_{k}", "")[:64] for k in services.PHONE_KINDS}
+                phones, typed, part_errors, bad_parts = read_phones(
+                    posted, three=three_part_entry(patron.library.country, options)
+                )
+                data["phones"] = phones
             else:
                 data["address"] = {n: posted.get(f"address_{n}", "")[:300] for n, _, _ in ADDRESS_LABELS}
         if options.flag("may_change_notification_method"):
@@ -163,14 +241,23 @@ class UpdateDetailsView(PortalView):
             data[kind.opt_out_field] = posted.get(kind.opt_out_field, "") == "1"
         shown = dict(values)
         shown.update({k: v for k, v in data.items() if k not in ("phones", "address")})
-        shown.update({f"phone_{k}": v for k, v in data.get("phones", {}).items()})
+        shown.update({f"phone_{k}_typed": v for k, v in data.get("phones", {}).items() if k not in typed})
+        shown.update({f"phone_{k}_parts": v for k, v in typed.items()})
         shown.update({f"address_{k}": v for k, v in data.get("address", {}).items()})
+        if part_errors:
+            # A number typed in three parts is wrong: nothing is written; the page shows every problem at once.
+            kept = {**data, "phones": {k: v for k, v in data["phones"].items() if k not in bad_parts}}
+            try:
+                others = services.check_details(patron, kept)
+            except Refused as exc:
+                return self._page(patron, shown, {"": [exc.message]}, status=403)
+            return self._page(patron, shown, {**others, **part_errors}, status=400, bad_parts=bad_parts)
         try:
             outcome = services.submit_details(
                 actor=audit.Actor.patron(patron.pk, client_ip(request)), patron=patron, data=data
             )
         except (ValidationFailed, FieldError) as exc:
-            return self._page(patron, shown, exc.errors, status=400)
+            return self._page(patron, shown, exc.errors, status=400, bad_parts=bad_parts)
         except Refused as exc:
             return self._page(patron, shown, {"": [exc.message]}, status=403)
         if outcome.request is not None:
@@ -182,13 +269,24 @@ class UpdateDetailsView(PortalView):
         return HttpResponseRedirect(self.url("portal:update-details"))
 
 
-def _lines(new: Mapping[str, Any]) -> list[str]:
+def _summary_target(f: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Where the error summary links for a field: a three-part number's first part to fix."""
+    if not f.get("three"):
+        return f
+    first = next((p for p in f["parts"] if p["invalid"]), f["parts"][0])
+    return {"name": f["name"], "id": first["id"]}
+
+
+def _lines(new: Mapping[str, Any], country: str) -> list[str]:
     lines: list[str] = []
     for key, value in new.items():
         if key == "address":
             lines.append("Home address: " + (", ".join(str(v) for v in value.values() if v) or "(removed)"))
         elif key == "phones":
-            lines.extend(f"{kind.title()} phone: {number or '(removed)'}" for kind, number in value.items())
+            lines.extend(
+                f"{kind.title()} phone: {validation.display_phone(number, country) or '(removed)'}"
+                for kind, number in value.items()
+            )
         else:
             lines.append(f"{'E-mail' if key == 'primary_email' else 'Alternate e-mail'}: {value or '(removed)'}")
     return lines

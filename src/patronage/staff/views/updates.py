@@ -16,6 +16,7 @@ from django.urls import reverse
 from patronage.core.errors import NotFound
 from patronage.libraries.models import Branch
 from patronage.libraries.permissions import Permission
+from patronage.patrons.validation import display_phone
 from patronage.updates import queries, services
 from patronage.updates.models import UpdateRequest
 
@@ -34,8 +35,10 @@ def _address_text(address: Mapping[str, Any] | None) -> str:
     return ", ".join(str(v) for v in (address or {}).values() if v) or "(none)"
 
 
-def side_by_side(request: UpdateRequest) -> list[dict[str, str]]:
-    """One row per changed detail: what the record held when the patron asked, and what they asked for."""
+def side_by_side(request: UpdateRequest, country: str) -> list[dict[str, str]]:
+    """One row per changed detail: what the record held when the patron asked, and what they asked for.
+
+    Phones show in the national format of the library's ``country`` (as typed when validation was off)."""
     rows: list[dict[str, str]] = []
     for key, new in request.new.items():
         old = request.old.get(key)
@@ -43,8 +46,9 @@ def side_by_side(request: UpdateRequest) -> list[dict[str, str]]:
             rows.append({"label": "Home address", "old": _address_text(old), "new": _address_text(new)})
         elif key == "phones":
             for kind, number in new.items():
-                before = (old or {}).get(kind) or "(none)"
-                rows.append({"label": f"{kind.title()} phone", "old": before, "new": number or "(removed)"})
+                before = display_phone((old or {}).get(kind) or "", country) or "(none)"
+                after = display_phone(number or "", country) or "(removed)"
+                rows.append({"label": f"{kind.title()} phone", "old": before, "new": after})
         else:
             label = "Primary e-mail" if key == "primary_email" else "Alternate e-mail"
             rows.append({"label": label, "old": str(old or "(none)"), "new": str(new or "(removed)")})
@@ -71,8 +75,9 @@ class UpdateRequestListView(_UpdatesView):
         chosen = next((b for b in branches if str(b.pk) == raw), None)
         rows = queries.pending_queue([self.library_id], branch=chosen.pk if chosen else None)
         page = Paginator(rows, PAGE).get_page(request.GET.get("page"))
+        country = self.library.country if self.library is not None else ""
         context = self.context("Update requests") | {
-            "page": page, "requests": [{"r": r, "rows": side_by_side(r)} for r in page], "branches": branches,
+            "page": page, "requests": [{"r": r, "rows": side_by_side(r, country)} for r in page], "branches": branches,
             "chosen": chosen, "filter_error": "Choose one of this library's branches." if raw and chosen is None else "",
         }  # fmt: skip
         return render(request, "staff/updates/queue.html", context)
@@ -85,7 +90,7 @@ class UpdateRequestView(_UpdatesView):
     def page(self, found: UpdateRequest, status: int = 200) -> HttpResponse:
         bound = fields.bind([REASON], {"reason": self.reason_value}, self.reason_errors)
         context = self.context(f"Update request {found.pk}") | {
-            "req": found, "rows": side_by_side(found), "reason": bound[0],
+            "req": found, "rows": side_by_side(found, found.library.country), "reason": bound[0],
             "errors": fields.error_summary(self.reason_errors, bound),
         }  # fmt: skip
         return render(self.request, "staff/updates/request.html", context, status=status)

@@ -59,12 +59,16 @@ def test_a_requested_change_shows_as_waiting_for_the_library(portal: Client, pat
 
 def test_a_direct_change_applies_and_a_refusal_names_the_field(portal: Client, patron: Patron) -> None:
     services.save_options(actor=SYSTEM, library=patron.library, branch=None, data={"phone_change": "direct"})
-    bad = portal.post(PAGE, {**FORM, "phone_mobile": "12"})
+    # A US library with phone validation on: three inputs per phone (see test_phones.py for the rest).
+    bad = portal.post(
+        PAGE, {**FORM, "phone_mobile_area": "12", "phone_mobile_prefix": "555", "phone_mobile_line": "0188"}
+    )
     assert bad.status_code == 400
     page = bad.content.decode()
-    assert 'href="#f-phone_mobile"' in page
+    assert 'href="#f-phone_mobile_area"' in page
     assert 'aria-invalid="true"' in page
-    assert portal.post(PAGE, {**FORM, "phone_mobile": "+1 202 555 0188"}).status_code == 302
+    good = {**FORM, "phone_mobile_area": "202", "phone_mobile_prefix": "555", "phone_mobile_line": "0188"}
+    assert portal.post(PAGE, good).status_code == 302
     assert patron.phones.get().number == "+12025550188"
 
 

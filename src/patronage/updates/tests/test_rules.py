@@ -1,4 +1,6 @@
-"""The pure rules: option resolution level by level, postal-code form, the free phone field."""
+"""The pure rules: option resolution level by level, postal-code form.
+
+The free phone field (validation off) is the patrons' rule, tested in ``test_phones.py``."""
 
 from __future__ import annotations
 
@@ -24,9 +26,3 @@ def test_the_most_specific_level_that_sets_an_option_decides_it() -> None:
 
 def test_postal_codes_compare_in_capitals_with_single_spaces() -> None:
     assert rules.normalise_postal_code("  sw1a   1aa ") == "SW1A 1AA"
-
-
-def test_the_free_phone_field_refuses_only_what_cannot_be_a_number() -> None:
-    assert rules.free_phone_problem("1 (555) 555-0123") == ""
-    assert "digits" in rules.free_phone_problem("call me")
-    assert rules.free_phone_problem("12") != ""
