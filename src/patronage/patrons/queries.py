@@ -63,11 +63,14 @@ def _match(scope: QuerySet[Patron], text: str, region: str, sort: str, where_siz
         # lower() = lower() rather than iexact (UPPER() = UPPER() on PostgreSQL, LIKE on SQLite), so the
         # lower(e-mail) indexes serve it on every database.
         return condition | Q(Exact(Lower("primary_email"), lowered)) | Q(Exact(Lower("alternate_email"), lowered))
-    if re.fullmatch(r"[+\d][\d\s().-]{5,}", text):
+    if re.fullmatch(r"[+(\d][\d\s().-]{5,}", text):  # "(202) 555-0143", as staff pages show numbers
+        # As typed too: numbers kept without validation (PATRONAGE_PHONE_VALIDATION off) are stored so.
+        condition |= Q(_PatronIdIn(Phone, "number", text))
         try:
             number = phonenumbers.parse(text, region)
             e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-            condition |= Q(_PatronIdIn(Phone, "number", e164))
+            if e164 != text:
+                condition |= Q(_PatronIdIn(Phone, "number", e164))
         except phonenumbers.NumberParseException:
             pass
         return condition

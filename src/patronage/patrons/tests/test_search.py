@@ -43,7 +43,8 @@ def reference_search(scope: QuerySet[Patron], query: str, *, region: str = "US",
         condition = Q(pk__in=by_barcode) | Q(person_id=text)
         if "@" in text:
             condition |= Q(Exact(Lower("primary_email"), lowered)) | Q(Exact(Lower("alternate_email"), lowered))
-        elif re.fullmatch(r"[+\d][\d\s().-]{5,}", text):
+        elif re.fullmatch(r"[+(\d][\d\s().-]{5,}", text):
+            condition |= Q(pk__in=Phone.objects.filter(number=text).values("patron_id"))
             try:
                 number = phonenumbers.parse(text, region)
                 e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
@@ -176,3 +177,14 @@ def test_barcode_lookup_answers_as_the_gatekeeper_does() -> None:
         patron_by_barcode_for_staff(actor(member_without_permission), library.pk, "21000000000081")
     with pytest.raises(PatronNotFound):
         patron_by_barcode_for_staff(actor(None), library.pk, "21000000000081")
+
+
+def test_a_phone_kept_as_typed_is_found_as_typed_and_one_in_e164_by_any_spelling() -> None:
+    library = make_library()
+    typed = make_patron(library)
+    Phone.objects.create(patron=typed, kind="mobile", number="0049 30 1234567")  # validation was off
+    parsed = make_patron(library, phones={"mobile": "+1 202 555 0143"})
+    scope = Patron.objects.filter(library=library)
+    assert reference_search(scope, "0049 30 1234567") == [typed.pk]
+    assert list(search_patrons(scope, "0049 30 1234567").values_list("pk", flat=True)) == [typed.pk]
+    assert list(search_patrons(scope, "(202) 555-0143").values_list("pk", flat=True)) == [parsed.pk]
