@@ -16,18 +16,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 
 from patronage.blocks import services as blocks
+from patronage.circulation import services as desk
 from patronage.core import clock
 from patronage.core.audit import Actor
+from patronage.core.errors import DomainError
+from patronage.credentials import services as credentials
 from patronage.fines import services as fines
 from patronage.fines.models import Fee
 from patronage.libraries import services as libraries
 from patronage.libraries.models import Branch, Library, Role
 from patronage.patrons import services as patrons
 from patronage.patrons.models import Patron, PatronType
+from patronage.reservations import services as reservations
+from patronage.reservations.models import Reservation
+from patronage.resources import services as catalog
+from patronage.resources.models import Resource, ResourceType
+from patronage.tickets import services as tickets
 
 SEED = 20260115
 DEMO_LIBRARY_CODES = ("riverside", "hillcrest")
@@ -57,6 +66,30 @@ SIGN_INS = (
         "Connie Sortium",
         (("riverside", "Library administrator"), ("hillcrest", "Library administrator")),
     ),
+)
+
+
+@dataclass(frozen=True)
+class PortalSignIn:
+    """A demo patron with a portal password (published in docs/demo.md)."""
+
+    library: str
+    identifier: str  # the Person-ID, which signs in as the barcode does
+    password: str
+    name: str
+    description: str
+
+
+# Published in docs/demo.md. Demo passwords only.
+PORTAL_SIGN_INS = (
+    PortalSignIn(
+        "riverside",
+        "R-DEMO-1",
+        "demo-patron-2026",
+        "Maya Okafor",
+        "books laptops, cameras and the podcast kit; one checkout out, a weekly series, history, a ticket",
+    ),
+    PortalSignIn("hillcrest", "H-DEMO-1", "demo-student-2026", "Sam Whitfield", "a student booking study rooms"),
 )
 
 
@@ -199,7 +232,10 @@ class Summary:
     payments: int = 0
     waivers: int = 0
     blocks: int = 0
+    resources: int = 0
+    reservations: int = 0
     sign_ins: Sequence[SignIn] = SIGN_INS
+    portal_sign_ins: Sequence[PortalSignIn] = ()
 
 
 @dataclass
@@ -254,6 +290,9 @@ class _Loader:
             showcase = self._showcase(spec, library)
             for person in showcase + self._crowd(spec, library, spec.patrons - len(showcase)):
                 self._patron(spec, library, person)
+        self._lending_riverside(self.libraries["riverside"])
+        self._lending_hillcrest(self.libraries["hillcrest"])
+        self.summary.portal_sign_ins = PORTAL_SIGN_INS
         return self.summary
 
     @contextmanager
@@ -534,6 +573,142 @@ class _Loader:
             with self._days_ago(days[-1] - 10):
                 fines.waive_fee(actor=self.actor, fee=added[-1], reason="Waived at the desk: first offence.")
             self.summary.waivers += 1
+
+    # Lending: checkout centers, resources, reservations and portal patrons ------------------------
+
+    def _at(self, library: Library, days: int, hour: int) -> dt.datetime:
+        zone = ZoneInfo(library.time_zone)
+        day = self.now.astimezone(zone).date() + dt.timedelta(days=days)
+        return dt.datetime.combine(day, dt.time(hour), tzinfo=zone)
+
+    def _kind(self, library: Library, name: str, centers: list[Branch], **data: Any) -> ResourceType:
+        return catalog.save_resource_type(
+            actor=self.actor, library=library, data={"name": name, "centers": [c.pk for c in centers], **data}
+        )
+
+    def _thing(
+        self, library: Library, kind: ResourceType, center: Branch, identifier: str, name: str, **data: Any
+    ) -> Resource:
+        self.summary.resources += 1
+        fields = {"identifier": identifier, "name": name, "resource_type": kind.pk, "center": center.pk, **data}
+        return catalog.save_resource(actor=self.actor, library=library, data=fields)
+
+    def _portal_patron(self, library: Library, sign_in: PortalSignIn, branch: Branch, type_code: str) -> Patron:
+        first, _, last = sign_in.name.partition(" ")
+        patron = patrons.create_patron(
+            actor=self.actor, library=library, barcode=f"{sign_in.identifier.replace('-', '')}0001",
+            data={
+                "first_name": first, "last_name": last, "person_id": sign_in.identifier,
+                "patron_type": self._type(library, type_code).pk, "registered_branch": branch.pk,
+                "primary_email": f"{first.lower()}.{last.lower()}@example.org", "birth_date": "1995-04-12",
+            },
+        )  # fmt: skip
+        credentials.set_password(patron, sign_in.password, actor=self.actor)
+        self.summary.patrons += 1
+        return patron
+
+    def _book(
+        self, patron: Patron, center: Branch, start: dt.datetime, end: dt.datetime, *things: Resource, **kw: Any
+    ) -> Reservation:
+        made = reservations.create_reservation(
+            actor=self.actor, patron=patron, center=center, starts_at=start, ends_at=end,
+            lines=[{"resource": t.pk} for t in things], **kw,
+        )  # fmt: skip
+        self.summary.reservations += 1
+        return made
+
+    def _lending_riverside(self, library: Library) -> None:
+        main, east = self._branch(library), self._branch(library, 1)
+        reservations.save_center_policy(
+            actor=self.actor, center=main,
+            data={
+                "portal_message": "<h2>Media Lab</h2><p>Laptops, cameras and the podcast kit are lent from the Media "
+                "Lab on the second floor, 9:00 to 20:00. Laptops come charged; please bring them back with "
+                "their chargers.</p>",
+                "max_duration_minutes": 7 * 24 * 60, "overdue_fee": "5.00", "overdue_grace_minutes": 30,
+            },
+        )  # fmt: skip
+        reservations.save_center_policy(
+            actor=self.actor, center=east,
+            data={"approval_required": True, "title_required": True, "max_duration_minutes": 3 * 24 * 60},
+        )  # fmt: skip
+        laptops = self._kind(library, "Laptops", [main, east], description="Windows and Linux laptops.")
+        cameras = self._kind(library, "Cameras", [main])
+        dslr = self._kind(library, "DSLR cameras", [main], parent=cameras.pk, buffer_after_minutes=30)
+        kits = self._kind(library, "Podcast kits", [main], description="Everything to record a conversation.")
+        parts = self._kind(library, "Kit parts", [main], parent=kits.pk)
+        drones = self._kind(
+            library, "Drones", [main], requires_authorization=True,
+            description="Lent after the drone safety class; ask at the desk.",
+        )  # fmt: skip
+        laptop = [
+            self._thing(library, laptops, main, f"LAP-{n}", f"Laptop {n}", description="14-inch, 16 GB")
+            for n in range(1, 7)
+        ]
+        east_laptop = self._thing(library, laptops, east, "LAP-E1", "East laptop")
+        canon = self._thing(library, dslr, main, "CAM-1", "Canon EOS R6", accessories="Two batteries, charger, strap")
+        self._thing(library, dslr, main, "CAM-2", "Nikon D750", condition_notes="Small scratch on the grip")
+        kit = self._thing(
+            library, kits, main, "POD-1", "Podcast kit A", accessories="SD card (32 GB)",
+            description="Two microphones on stands, a recorder and headphones in a case.",
+        )  # fmt: skip
+        for n, name in enumerate(("Microphone 1", "Microphone 2", "Zoom H6 recorder"), start=1):
+            self._thing(library, parts, main, f"POD-1-{n}", name, contained_in=kit.pk)
+        self._thing(library, drones, main, "DRN-1", "DJI Mini 4")
+
+        maya = self._portal_patron(library, PORTAL_SIGN_INS[0], main, "adult")
+        # Past lending, with the clock moved back: returned checkouts for the history, one of them late.
+        for days, thing, back_hour in ((-30, laptop[1], 15), (-12, kit, 15), (-5, canon, 19)):
+            with clock.frozen(self._at(library, days - 1, 12)):
+                made = self._book(maya, main, self._at(library, days, 10), self._at(library, days, 16), thing)
+            with clock.frozen(self._at(library, days, 10)):
+                out = desk.check_out(actor=self.actor, reservation=made, scanned=[thing.identifier])
+            with clock.frozen(self._at(library, days, back_hour)):
+                desk.check_in(actor=self.actor, checkout=out)
+        with clock.frozen(self._at(library, -2, 12)):
+            current = self._book(maya, main, self._at(library, -1, 10), self._at(library, 2, 16), laptop[2])
+        with clock.frozen(self._at(library, -1, 10)):
+            desk.check_out(actor=self.actor, reservation=current, scanned=[laptop[2].identifier])
+        monday = (7 - self.now.weekday()) % 7 or 7
+        reservations.create_series(
+            actor=self.actor, patron=maya, center=main, starts_at=self._at(library, monday, 15),
+            ends_at=self._at(library, monday, 17), repeat={"frequency": "weekly", "count": 6},
+            lines=[{"resource": kit.pk}], title="Podcast club",
+        )  # fmt: skip
+        self.summary.reservations += 6
+        self._book(
+            maya, east, self._at(library, 3, 9), self._at(library, 3, 12), east_laptop,
+            title="Grant writing class", channel="portal",
+        )  # fmt: skip
+        tickets.report_problem(
+            actor=Actor.patron(maya.pk), patron=maya, center=main,
+            data={"summary": "Podcast kit: one microphone crackles",
+                  "description": "Microphone 2 crackles when the cable moves. The rest worked well."},
+        )  # fmt: skip
+
+        # The desk's day: pickups today and a few more patrons' bookings through the week.
+        others = list(Patron.objects.filter(library=library, status=Patron.Status.ACTIVE).order_by("pk")[10:40])
+        booked = 0
+        for n, patron in enumerate(others):
+            if booked >= 14:
+                break
+            day, hour = n % 7, 9 + (n * 3) % 9
+            thing = laptop[n % len(laptop)] if n % 3 else canon
+            try:
+                self._book(patron, main, self._at(library, day, hour), self._at(library, day, hour + 2), thing)
+                booked += 1
+            except DomainError:
+                continue  # a patron whose standing refuses, or a slot already taken: the demo moves on
+
+    def _lending_hillcrest(self, library: Library) -> None:
+        center = self._branch(library)
+        reservations.save_center_policy(
+            actor=self.actor, center=center, data={"max_duration_minutes": 4 * 60, "min_lead_minutes": 60}
+        )
+        rooms = self._kind(library, "Study rooms", [center], description="Rooms for 2 to 6 people, with a screen.")
+        room = [self._thing(library, rooms, center, f"ROOM-{n}", f"Study room {n}") for n in (101, 102, 103)]
+        sam = self._portal_patron(library, PORTAL_SIGN_INS[1], center, "student")
+        self._book(sam, center, self._at(library, 1, 14), self._at(library, 1, 16), room[0], channel="portal")
 
 
 def _ascii(text: str) -> str:

@@ -8,13 +8,17 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from patronage.blocks.models import Block
+from patronage.circulation.models import Checkout
 from patronage.core.models import AuditEvent
+from patronage.credentials import services as credentials
 from patronage.fines.models import Fee, Payment, Waiver
 from patronage.libraries.access import permissions_by_library
 from patronage.libraries.models import Library
 from patronage.libraries.permissions import DEFAULT_ROLES, Permission
 from patronage.ops import demo
 from patronage.patrons.models import Barcode, Patron, Phone
+from patronage.reservations.models import Reservation
+from patronage.resources.models import Resource
 from patronage.standing.rules import Action, Condition
 from patronage.standing.services import standing
 
@@ -47,6 +51,18 @@ def test_demo_loads_once_with_working_sign_ins_and_patrons_in_every_state() -> N
     for sign_in in demo.SIGN_INS:
         assert sign_in.username in out.getvalue()
         assert sign_in.password in out.getvalue()
+
+    # The lending side and the portal: documented patron sign-ins work, with something to see.
+    for patron_sign_in in demo.PORTAL_SIGN_INS:
+        assert patron_sign_in.password in out.getvalue()
+        library = Library.objects.get(code=patron_sign_in.library)
+        signed_in = credentials.authenticate(library, patron_sign_in.identifier, patron_sign_in.password, None)
+        assert Reservation.objects.filter(patron=signed_in).exists(), patron_sign_in.name
+    maya = Patron.objects.get(person_id="R-DEMO-1")
+    assert Checkout.objects.filter(patron=maya, completed_at__isnull=True).count() == 1
+    assert Checkout.objects.filter(patron=maya, completed_at__isnull=False).count() == 3
+    assert Reservation.objects.filter(patron=maya, series__isnull=False).count() == 6
+    assert Resource.objects.filter(library=riverside).count() >= 10
 
     # Every documented sign-in works and holds the role it is documented with.
     for sign_in in demo.SIGN_INS:

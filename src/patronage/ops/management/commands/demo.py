@@ -37,13 +37,19 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"Demo data loaded in {seconds:.1f} s: {summary.libraries} libraries, {summary.branches} branches, "
                 f"{summary.patrons} patrons, {summary.fees} fees, {summary.payments} payments, "
-                f"{summary.waivers} waivers, {summary.blocks} blocks."
+                f"{summary.waivers} waivers, {summary.blocks} blocks, {summary.resources} resources, "
+                f"{summary.reservations} reservations."
             )
         )
-        self.stdout.write("Staff sign-ins (demo passwords; see docs/demo.md):")
+        self.stdout.write("Staff sign-ins at /staff/ (demo passwords; see docs/demo.md):")
         width = max(len(s.username) for s in summary.sign_ins)
         for sign_in in summary.sign_ins:
             self.stdout.write(f"  {sign_in.username:<{width}}  {sign_in.password:<22}  {sign_in.description}")
+        self.stdout.write("Patron sign-ins at /portal/<library>/ (Person-ID and password):")
+        for patron in summary.portal_sign_ins:
+            self.stdout.write(
+                f"  {patron.library:<10}  {patron.identifier:<9}  {patron.password:<18}  {patron.name}: {patron.description}"
+            )
 
     def _already_there(self, *, once: bool) -> None:
         codes = " and ".join(demo.DEMO_LIBRARY_CODES)
