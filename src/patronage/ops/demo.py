@@ -279,6 +279,7 @@ class _Loader:
         self.roles: dict[tuple[str, str], Role] = {}
         self.barcode_seq: dict[str, int] = {}
         self.payment_seq = 0
+        self.active: dict[str, list[Patron]] = {}  # active patrons as created, per library code
         self.now = clock.now()
 
     def run(self) -> Summary:
@@ -530,6 +531,8 @@ class _Loader:
                 phones=phones, addresses=addresses[:1],
             )  # fmt: skip
         self.summary.patrons += 1
+        if person.status == Patron.Status.ACTIVE:
+            self.active.setdefault(library.code, []).append(patron)
         # A mailing address added later, and now and then a new mobile number, through their own services.
         if len(addresses) > 1:
             with self._days_ago(created - 30):
@@ -687,7 +690,7 @@ class _Loader:
         )  # fmt: skip
 
         # The desk's day: pickups today and a few more patrons' bookings through the week.
-        others = list(Patron.objects.filter(library=library, status=Patron.Status.ACTIVE).order_by("pk")[10:40])
+        others = self.active.get(library.code, [])[10:40]
         booked = 0
         for n, patron in enumerate(others):
             if booked >= 14:
