@@ -76,6 +76,25 @@ def _cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _database_cpu_seconds(database: str) -> float:
+    """User + system CPU so far of the PostgreSQL client backends serving ``database`` (Linux /proc; the bench
+    runs on the database's machine): the database's share of the work, read the same way as the server's.
+    Autovacuum workers are left out; the WAL writer and checkpointer are not per database and not counted."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ") + b" "
+            if f" {database} ".encode() not in title or b"autovacuum" in title:  # client backends only
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _body(barcode: str) -> bytes:
     return (
         f'<?xml version="1.0" encoding="UTF-8"?><ns1:NCIPMessage xmlns:ns1="{NS}" ns1:version="{VERSION}">'
@@ -148,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10, help="per client")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=10, help="gunicorn threads per worker")
+    parser.add_argument("--prepared", action="store_true", help="the workers with PATRONAGE_DB_PREPARED_STATEMENTS=1")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
-    if not urlparse(args.database_url).path.lstrip("/").startswith("bench"):
+    database = urlparse(args.database_url).path.lstrip("/")
+    if not database.startswith("bench"):
         raise SystemExit("the database name must start with 'bench'")
     os.environ["DATABASE_URL"] = args.database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patronage.settings")
@@ -190,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     auth = "Basic " + base64.b64encode(f"{login}:{secret}".encode()).decode()
     started_at = datetime.now(UTC)
     port = _free_port()
-    env = {**os.environ, "CONN_MAX_AGE": "60"}
+    env = {**os.environ, "CONN_MAX_AGE": "60", "PATRONAGE_DB_PREPARED_STATEMENTS": "1" if args.prepared else ""}
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "patronage.wsgi:application", "--bind", f"127.0.0.1:{port}",
          "--workers", str(args.workers), "--threads", str(args.threads), "--worker-class", "gthread",
@@ -202,8 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         load_before = _load()
         _, warm_errors, _ = _run(port, auth, barcodes, args.clients, args.warmup, 0)
         cpu_before = _cpu_seconds(server.pid)
+        db_before = _database_cpu_seconds(database)
+        own_before = time.process_time()
         timings, errors, wall = _run(port, auth, barcodes, args.clients, args.requests, 1000)
         server_cpu = _cpu_seconds(server.pid) - cpu_before
+        db_cpu = _database_cpu_seconds(database) - db_before
+        generator_cpu = time.process_time() - own_before
         errors = warm_errors + errors
         load_after = _load()
     finally:
@@ -237,12 +262,17 @@ def main(argv: list[str] | None = None) -> int:
         "patrons": patrons,
         "clients": args.clients,
         "gunicorn": {"workers": args.workers, "threads": args.threads},
+        "prepared_statements": args.prepared,
         "requests": len(timings),
         "errors": len(errors),
         "wall_s": round(wall, 3),
         "requests_per_s": round(len(timings) / wall, 1),
         "ncip": _stats(timings),
         "server_cpu_ms_per_request": round(server_cpu / max(len(timings), 1) * 1000, 3),
+        "database_cpu_ms_per_request": round(db_cpu / max(len(timings), 1) * 1000, 3),
+        # The load generator (this process's client threads) competes for the same cores.
+        "load_generator_cpu_ms_per_request": round(generator_cpu / max(len(timings), 1) * 1000, 3),
+        "load_generator_cpu_share": round(generator_cpu / max(wall * (os.cpu_count() or 1), 0.001), 3),
         "raw_sql_lookup": _stats(floor),
         "cpus": os.cpu_count(),
         "load_before": load_before,
@@ -260,11 +290,21 @@ def main(argv: list[str] | None = None) -> int:
         f"p95 {result['raw_sql_lookup']['p95_ms']} ms; ratio p95 {result['ratio_p95']}x"
     )
     print(f"application CPU per request: {result['server_cpu_ms_per_request']} ms (PostgreSQL's not counted)")
+    print(f"PostgreSQL backends' CPU per request: {result['database_cpu_ms_per_request']} ms")
+    print(
+        f"load generator CPU per request: {result['load_generator_cpu_ms_per_request']} ms "
+        f"({result['load_generator_cpu_share']:.0%} of the machine's cores during the run)"
+    )
     print(f"load average before {load_before}, after {load_after} on {os.cpu_count()} CPUs; errors {len(errors)}")
     if errors:
         print("first errors:", errors[:3])
     if not args.no_save:
-        out = ROOT / "bench" / "results" / f"ncip-postgres-{patrons}-{started_at:%Y%m%dT%H%M%SZ}.json"
+        out = (
+            ROOT
+            / "bench"
+            / "results"
+            / f"ncip-postgres-{patrons}{'-prepared' if args.prepared else ''}-{started_at:%Y%m%dT%H%M%SZ}.json"
+        )
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"saved {out.relative_to(ROOT)}")
     return 0 if not errors else 1

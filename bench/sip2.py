@@ -68,6 +68,25 @@ def _cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _database_cpu_seconds(database: str) -> float:
+    """User + system CPU so far of the PostgreSQL client backends serving ``database`` (Linux /proc; the bench
+    runs on the database's machine): the database's share of the work, read the same way as the server's.
+    Autovacuum workers are left out; the WAL writer and checkpointer are not per database and not counted."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ") + b" "
+            if f" {database} ".encode() not in title or b"autovacuum" in title:  # client backends only
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _read(sock: socket.socket) -> bytes:
     data = b""
     while not data.endswith(b"\r"):
@@ -79,21 +98,29 @@ def _read(sock: socket.socket) -> bytes:
 
 
 def _client(address: tuple[str, int], login: str, secret: str, library: str, barcodes: list[str], n: int,
-            seed: int, out: list[float], errors: list[str]) -> None:  # fmt: skip
+            seed: int, out: list[float], errors: list[str],
+            hold: tuple[threading.Barrier, threading.Event] | None = None) -> None:  # fmt: skip
+    """One terminal. With ``hold``, it stays connected after its last request until released, so that the
+    server's database connections (closed at disconnect) are still there when their CPU is read."""
     rng = random.Random(seed)
     with socket.create_connection(address, timeout=30) as sock:
-        sock.sendall(f"9300CN{login}|CO{secret}|CPbench|\r".encode())
-        if _read(sock) != b"941\r":
-            errors.append("login refused")
-            return
-        for _ in range(n):
-            frame = f"63000{DATE}  Y       AO{library}|AA{rng.choice(barcodes)}|AC|\r".encode()
-            started = time.perf_counter()
-            sock.sendall(frame)
-            answer = _read(sock)
-            out.append(time.perf_counter() - started)
-            if b"|BLY|" not in answer:
-                errors.append(answer[:80].decode("cp850"))
+        try:
+            sock.sendall(f"9300CN{login}|CO{secret}|CPbench|\r".encode())
+            if _read(sock) != b"941\r":
+                errors.append("login refused")
+                return
+            for _ in range(n):
+                frame = f"63000{DATE}  Y       AO{library}|AA{rng.choice(barcodes)}|AC|\r".encode()
+                started = time.perf_counter()
+                sock.sendall(frame)
+                answer = _read(sock)
+                out.append(time.perf_counter() - started)
+                if b"|BLY|" not in answer:
+                    errors.append(answer[:80].decode("cp850"))
+        finally:
+            if hold is not None:
+                hold[0].wait(600)
+                hold[1].wait(60)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,9 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300, help="per client, after the warm-up")
     parser.add_argument("--warmup", type=int, default=20, help="per client")
     parser.add_argument("--processes", type=int, default=1, help="server processes (patronage sip2 --processes)")
+    parser.add_argument(
+        "--prepared", action="store_true", help="PATRONAGE_SIP2_PREPARED_STATEMENTS=1 for the server process"
+    )
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
-    if not urlparse(args.database_url).path.lstrip("/").startswith("bench"):
+    database = urlparse(args.database_url).path.lstrip("/")
+    if not database.startswith("bench"):
         raise SystemExit("the database name must start with 'bench'")
     os.environ["DATABASE_URL"] = args.database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patronage.settings")
@@ -137,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     started_at = datetime.now(UTC)
     port = _free_port()
-    env = {**os.environ, "PATRONAGE_SIP2_MAX_CONNECTIONS": str(args.clients + 8), "CONN_MAX_AGE": "0"}
+    env = {**os.environ, "PATRONAGE_SIP2_MAX_CONNECTIONS": str(args.clients + 8), "CONN_MAX_AGE": "0",
+           "PATRONAGE_SIP2_PREPARED_STATEMENTS": "1" if args.prepared else ""}  # fmt: skip
     server = subprocess.Popen(
         [sys.executable, "-m", "patronage.cli", "sip2", "--bind", f"127.0.0.1:{port}", "--processes", str(args.processes)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -162,21 +194,39 @@ def main(argv: list[str] | None = None) -> int:
             t.join()
         timings: list[float] = []
         cpu_before = _cpu_seconds(server.pid)
+        db_before = _database_cpu_seconds(database)
+        own_before = time.process_time()
+        finished, release = threading.Barrier(args.clients + 1), threading.Event()
         threads = [
             threading.Thread(
                 target=_client,
-                args=(address, login, secret, library.code, barcodes, args.requests, 1000 + i, timings, errors),
+                args=(
+                    address,
+                    login,
+                    secret,
+                    library.code,
+                    barcodes,
+                    args.requests,
+                    1000 + i,
+                    timings,
+                    errors,
+                    (finished, release),
+                ),
             )
             for i in range(args.clients)
         ]
         t0 = time.perf_counter()
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        finished.wait(600)  # every client has sent its last request and is still connected
         wall = time.perf_counter() - t0
         server_cpu = _cpu_seconds(server.pid) - cpu_before
+        db_cpu = _database_cpu_seconds(database) - db_before
+        generator_cpu = time.process_time() - own_before
         load_after = _load()
+        release.set()
+        for t in threads:
+            t.join()
     finally:
         server.terminate()
         server.wait(30)
@@ -207,12 +257,17 @@ def main(argv: list[str] | None = None) -> int:
         "patrons": patrons,
         "clients": args.clients,
         "server_processes": args.processes,
+        "prepared_statements": args.prepared,
         "requests": len(timings),
         "errors": len(errors),
         "wall_s": round(wall, 3),
         "requests_per_s": round(len(timings) / wall, 1),
         "sip2": _stats(timings),
         "server_cpu_ms_per_request": round(server_cpu / max(len(timings), 1) * 1000, 3),
+        "database_cpu_ms_per_request": round(db_cpu / max(len(timings), 1) * 1000, 3),
+        # The load generator (this process's client threads) competes for the same cores.
+        "load_generator_cpu_ms_per_request": round(generator_cpu / max(len(timings), 1) * 1000, 3),
+        "load_generator_cpu_share": round(generator_cpu / max(wall * (os.cpu_count() or 1), 0.001), 3),
         "raw_sql_lookup": _stats(floor),
         "cpus": os.cpu_count(),
         "load_before": load_before,
@@ -230,11 +285,17 @@ def main(argv: list[str] | None = None) -> int:
         f"p95 {result['raw_sql_lookup']['p95_ms']} ms; ratio p95 {result['ratio_p95']}x"
     )
     print(f"server process CPU per request: {result['server_cpu_ms_per_request']} ms (PostgreSQL's not counted)")
+    print(f"PostgreSQL backends' CPU per request: {result['database_cpu_ms_per_request']} ms")
+    print(
+        f"load generator CPU per request: {result['load_generator_cpu_ms_per_request']} ms "
+        f"({result['load_generator_cpu_share']:.0%} of the machine's cores during the run)"
+    )
     print(f"load average before {load_before}, after {load_after}; errors {len(errors)}")
     if errors:
         print("first errors:", errors[:3])
     if not args.no_save:
-        out = ROOT / "bench" / "results" / f"sip2-postgres-{patrons}-{started_at:%Y%m%dT%H%M%SZ}.json"
+        kind = "-prepared" if args.prepared else ""
+        out = ROOT / "bench" / "results" / f"sip2-postgres-{patrons}{kind}-{started_at:%Y%m%dT%H%M%SZ}.json"
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"saved {out.relative_to(ROOT)}")
     return 0 if not errors else 1

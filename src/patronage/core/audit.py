@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from . import clock
 from .models import AuditEvent
@@ -48,6 +50,34 @@ class Actor:
         return cls(user=None, channel=AuditEvent.Channel.PORTAL, source_ip=source_ip, name=f"patron {patron_id}")
 
 
+_COLUMNS = ("at", "actor", "actor_label", "library_id", "patron_id", "patron_label", "action", "detail", "channel",
+            "source_ip")  # fmt: skip
+
+
+_statements: dict[str, tuple[str, bool]] = {}
+
+
+def _insert(connection: BaseDatabaseWrapper) -> tuple[str, bool]:
+    """The INSERT for the connection's database, and whether it returns the new id. Written once per kind of
+    database instead of compiled by the ORM on every call: every protocol request records one or two
+    events (docs/performance.md)."""
+    key = f"{connection.vendor}:{connection.features.can_return_columns_from_insert}"
+    if key not in _statements:
+        _statements[key] = _build_insert(connection)
+    return _statements[key]
+
+
+def _build_insert(connection: BaseDatabaseWrapper) -> tuple[str, bool]:
+    quote = connection.ops.quote_name
+    fields = [AuditEvent._meta.get_field(name) for name in _COLUMNS]
+    columns = ", ".join(quote(str(f.column)) for f in fields)  # type: ignore[union-attr]
+    returning = bool(connection.features.can_return_columns_from_insert)
+    sql = f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})" + (
+        f" RETURNING {quote(AuditEvent._meta.pk.column)}" if returning else ""
+    )
+    return sql, returning
+
+
 def record(
     actor: Actor,
     action: str,
@@ -57,7 +87,8 @@ def record(
     patron_label: str = "",
     **detail: Any,
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
+    """Write one event (in the caller's transaction, if any) and return it."""
+    event = AuditEvent(
         at=clock.now(),
         actor=actor.account,
         actor_label=actor.label[:150],
@@ -69,6 +100,19 @@ def record(
         channel=actor.channel,
         source_ip=actor.source_ip,
     )
+    alias = router.db_for_write(AuditEvent)
+    connection = connections[alias]
+    sql, returning = _insert(connection)
+    values = [
+        field.get_db_prep_save(getattr(event, field.attname), connection)  # type: ignore[union-attr]
+        for field in (AuditEvent._meta.get_field(name) for name in _COLUMNS)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        event.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    event._state.adding = False
+    event._state.db = alias
+    return event
 
 
 def forget_patron(patron_id: int) -> int:

@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 
 from . import clock
 from .models import CredentialFailures
@@ -86,3 +86,34 @@ def clear(scope: str, account: str) -> int:
     """Staff lift a lock: the account's counter starts again from zero."""
     deleted, _ = CredentialFailures.objects.filter(scope=scope, key=keys_for(account, None)[0]).delete()
     return deleted
+
+
+def lock_and_counted(scope: str, keys: list[str]) -> tuple[Lock | None, set[str]]:
+    """``current_lock`` and, in the same read, which of ``keys`` have failures counted: a caller whose check
+    succeeded needs ``record_success`` (a write) only for a key that has some (protocol clients sign in on
+    every request)."""
+    if not keys:
+        return None, set()
+    now = clock.now()
+    connection = connections[router.db_for_read(CredentialFailures)]
+    quote = connection.ops.quote_name
+    field = CredentialFailures._meta.get_field("locked_until")
+    sql = (
+        f"SELECT {quote('key')}, {quote('locked_until')} FROM {quote(CredentialFailures._meta.db_table)}"
+        f" WHERE {quote('scope')} = %s AND {quote('key')} IN ({', '.join(['%s'] * len(keys))})"
+    )
+    with connection.cursor() as cursor:  # by hand: signing a protocol client in runs this on every request
+        cursor.execute(sql, [scope, *keys])
+        found = cursor.fetchall()
+    col = field.get_col(CredentialFailures._meta.db_table)
+    converters = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+    counted: set[str] = set()
+    lock: Lock | None = None
+    for key, raw in found:
+        locked_until = raw
+        for convert in converters:
+            locked_until = convert(locked_until, col, connection)
+        counted.add(key)
+        if locked_until is not None and locked_until > now and (lock is None or locked_until > lock.until):
+            lock = Lock(key=key, until=locked_until)
+    return lock, counted

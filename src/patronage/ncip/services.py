@@ -115,9 +115,9 @@ def _optional_fields(parent: ET.Element, patron: Patron, result: eligibility.Res
     if "user address information" in wanted:
         if patron.primary_email:
             _electronic_address(fields, "mailto", patron.primary_email)
-        phones = sorted(patron.phones.all(), key=lambda p: (p.kind != "mobile", p.kind))
+        phones = sorted(patron.phones.values_list("kind", "number"), key=lambda p: (p[0] != "mobile", p[0]))
         if phones:
-            _electronic_address(fields, "tel", phones[0].number)
+            _electronic_address(fields, "tel", phones[0][1])
     codes = [] if result.eligible else result.codes
     _privilege(fields, agency, "PROFILE", patron.patron_type.code.upper(), patron.patron_type.name[:100])
     _privilege(fields, agency, "STATUS", _status_label(result), "; ".join(codes) or "eligible for interlibrary loan")

@@ -15,10 +15,10 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import QuerySet
 
-from patronage.core import audit, clock, throttle
+from patronage.core import audit, clock, rows, throttle
 from patronage.core.errors import DomainError, NotFound, ValidationFailed
 from patronage.core.models import AuditEvent
 from patronage.libraries.models import Branch, Library
@@ -255,6 +255,32 @@ def _audit_use(client: ProtocolClient | None, protocol: str, login: str, address
     )  # fmt: skip
 
 
+_CLIENT_JOINS: tuple[rows.Join, ...] = ((ProtocolClient, "c"), (Library, "l"))
+
+
+def _client_by(column: str, value: str) -> ProtocolClient | None:
+    """The client (with its library) whose ``column`` is ``value``: one hand-written statement, since every
+    NCIP request and every SIP2 login signs its client in (``rows``)."""
+    alias = router.db_for_read(ProtocolClient)
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT {rows.select(connection, _CLIENT_JOINS).columns} FROM {quote(ProtocolClient._meta.db_table)} c"
+        f" JOIN {quote(Library._meta.db_table)} l ON l.id = c.library_id"
+        f" WHERE c.{quote(column)} = %s ORDER BY c.id LIMIT 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    client, library = rows.instances(connection, alias, _CLIENT_JOINS, row)
+    if not isinstance(client, ProtocolClient):  # pragma: no cover - the first of the joins is the client
+        raise TypeError(client)
+    ProtocolClient._meta.get_field("library").set_cached_value(client, library)
+    return client
+
+
 def authenticate_client(protocol: str, login: str, secret: str, address: str | None) -> ProtocolClient:
     """The enabled client with this login and secret, allowed ``protocol`` from ``address``; else an error.
 
@@ -264,16 +290,15 @@ def authenticate_client(protocol: str, login: str, secret: str, address: str | N
     """
     login = (login or "").strip()[:64]
     keys = throttle.keys_for(f"client:{login}", address) if login else ([f"ip:{address}"] if address else [])
-    lock = throttle.current_lock(SCOPE, keys) if keys else None
+    lock, counted = throttle.lock_and_counted(SCOPE, keys) if keys else (None, set())
     if lock is not None:
         _audit_use(None, protocol, login, address, "locked")
         raise ClientLocked(lock)
     given = digest(secret or "")
-    clients = ProtocolClient.objects.select_related("library")
     if login:
-        client = clients.filter(login=login).first()
+        client = _client_by("login", login)
     else:
-        client = clients.filter(secret_digest=given).first() if secret else None
+        client = _client_by("secret_digest", given) if secret else None
     secret_ok = client is not None and hmac.compare_digest(given, client.secret_digest)
     if client is None or not secret_ok:
         outcome = "unknown_login" if client is None else "wrong_secret"
@@ -294,7 +319,11 @@ def authenticate_client(protocol: str, login: str, secret: str, address: str | N
                 raise ClientLocked(lock)
         raise ClientAuthenticationFailed()
     now = clock.now()
-    throttle.record_success(SCOPE, f"client:{client.login}")
+    account = f"client:{client.login}"
+    # The reset is a write: only when this login has failures counted (or when the login was not given, so
+    # they were not read).
+    if not login or throttle.keys_for(account, None)[0] in counted:
+        throttle.record_success(SCOPE, account)
     _audit_use(client, protocol, client.login, address, "ok")
     if client.last_used_at is None or now - client.last_used_at > _LAST_USED_RESOLUTION:
         ProtocolClient.objects.filter(pk=client.pk).update(last_used_at=now)

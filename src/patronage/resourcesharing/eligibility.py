@@ -12,15 +12,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 
-from patronage.core import audit, clock
+from patronage.core import audit, clock, rows
 from patronage.core.errors import DomainError
 from patronage.core.models import AuditEvent
 from patronage.credentials import services as credentials
+from patronage.libraries.models import Library
 from patronage.patrons.models import Barcode, Patron, PatronType
 from patronage.standing import services as standing_services
 from patronage.standing.rules import Action, Condition, Decision, IllFacts, Reason, Standing, ill_standing, warnings
@@ -106,53 +109,112 @@ _FIX_NOT_FOUND = (
 )
 
 
+# The patron with its library and type, and the barcode that matched (if one did), read in one hand-written
+# statement (``rows``): NCIP and the REST endpoint ask this on every request, and the same read through the
+# ORM (two queries with select_related) cost several times the statements themselves (docs/performance.md).
+_FIND_JOINS: tuple[rows.Join, ...] = ((Patron, "p"), (Library, "l"), (PatronType, "t"), (Barcode, "b"))
+# Which identifiers each kind tries, in order: a Person-ID match ranks before a barcode match (current or
+# old: an old card is found, and the checklist says it was replaced).
+_TRIES: dict[IdentifierType, tuple[str, ...]] = {
+    IdentifierType.ANY: ("user_id", "barcode"),
+    IdentifierType.USER_ID: ("user_id",),
+    IdentifierType.BARCODE: ("barcode",),
+    IdentifierType.PATRON_ID: ("patron_id",),
+}
+
+
+@lru_cache(maxsize=64)
+def _find_statement(connection: BaseDatabaseWrapper, tries: tuple[str, ...]) -> str:
+    """The statement for one connection and set of tries (each try takes the library and the identifier)."""
+    quote = connection.ops.quote_name
+    table = {model: quote(model._meta.db_table) for model, _ in _FIND_JOINS}
+    branch = {
+        "user_id": "SELECT q.id AS patron_id, CAST(NULL AS BIGINT) AS barcode_id, {rank} AS pos"
+        f" FROM {table[Patron]} q WHERE q.library_id = %s AND q.person_id = %s",
+        "barcode": "SELECT c.patron_id AS patron_id, c.id AS barcode_id, {rank} AS pos"
+        f" FROM {table[Barcode]} c WHERE c.library_id = %s AND c.number = %s",
+        "patron_id": "SELECT q.id AS patron_id, CAST(NULL AS BIGINT) AS barcode_id, {rank} AS pos"
+        f" FROM {table[Patron]} q WHERE q.library_id = %s AND q.id = %s",
+    }
+    union = " UNION ALL ".join(branch[name].format(rank=rank) for rank, name in enumerate(tries))
+    return (
+        f"SELECT {rows.select(connection, _FIND_JOINS).columns} FROM ({union}) m"
+        f" JOIN {table[Patron]} p ON p.id = m.patron_id"
+        f" JOIN {table[Library]} l ON l.id = p.library_id"
+        f" JOIN {table[PatronType]} t ON t.id = p.patron_type_id"
+        f" LEFT JOIN {table[Barcode]} b ON b.id = m.barcode_id"
+        " WHERE p.library_id = %s ORDER BY m.pos, b.id LIMIT 1"
+    )
+
+
 def _find(library_id: int, text: str, kind: IdentifierType) -> tuple[Patron | None, str, Barcode | None]:
     """(the patron, what matched, the barcode row when a barcode matched), at ``library_id`` only."""
-    patrons = Patron.objects.select_related("library", "patron_type").filter(library_id=library_id)
-    if kind in (IdentifierType.ANY, IdentifierType.USER_ID):
-        found = patrons.filter(person_id=text).first()
-        if found is not None:
-            return found, IdentifierType.USER_ID, None
-    if kind in (IdentifierType.ANY, IdentifierType.BARCODE):
-        barcode = (
-            Barcode.objects.select_related("patron__library", "patron__patron_type")
-            .filter(library_id=library_id, number=text, patron__library_id=library_id)
-            .first()
+    tries = _TRIES[kind]
+    if tries == ("patron_id",) and not (text.isdigit() and len(text) < 19):
+        return None, "", None
+    alias = router.db_for_read(Patron)
+    connection = connections[alias]
+    params: list[Any] = []
+    for name in tries:
+        params += [library_id, int(text) if name == "patron_id" else text]
+    with connection.cursor() as cursor:
+        cursor.execute(_find_statement(connection, tries), [*params, library_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None, "", None
+    patron, library, patron_type, barcode = rows.instances(connection, alias, _FIND_JOINS, row)
+    if not isinstance(patron, Patron) or not isinstance(barcode, Barcode | None):  # pragma: no cover
+        raise TypeError(patron)
+    Patron._meta.get_field("library").set_cached_value(patron, library)
+    Patron._meta.get_field("patron_type").set_cached_value(patron, patron_type)
+    if barcode is not None:
+        Barcode._meta.get_field("patron").set_cached_value(barcode, patron)
+        return patron, IdentifierType.BARCODE, barcode
+    return patron, (IdentifierType.PATRON_ID if tries == ("patron_id",) else IdentifierType.USER_ID), None
+
+
+def _around_statement(connection: BaseDatabaseWrapper, by_name: bool, emails: int) -> str:
+    """The library's authorised types (kind 't') and the patron's possible duplicates (kind 'd', at most 20),
+    in one statement; the duplicate conditions are those of ``duplicates_of``."""
+    quote = connection.ops.quote_name
+    patron, ptype = quote(Patron._meta.db_table), quote(PatronType._meta.db_table)
+    sql = f"SELECT 't', t.id, t.name FROM {ptype} t WHERE t.library_id = %s AND t.may_use_ill"
+    same = []
+    if by_name:
+        same.append("(LOWER(q.last_name) = %s AND LOWER(q.first_name) = %s AND q.birth_date = %s)")
+    if emails:
+        marks = ", ".join(["%s"] * emails)
+        same.append(f"LOWER(q.primary_email) IN ({marks}) OR LOWER(q.alternate_email) IN ({marks})")
+    if same:
+        sql += (
+            f" UNION ALL SELECT 'd', d.id, '' FROM (SELECT q.id FROM {patron} q WHERE q.library_id = %s"
+            f" AND q.id <> %s AND ({' OR '.join(same)}) ORDER BY q.id LIMIT 20) d"
         )
-        if barcode is not None:
-            return barcode.patron, IdentifierType.BARCODE, barcode
-    if kind == IdentifierType.PATRON_ID and text.isdigit() and len(text) < 19:
-        found = patrons.filter(pk=int(text)).first()
-        if found is not None:
-            return found, IdentifierType.PATRON_ID, None
-    return None, "", None
+    return sql + " ORDER BY 1, 3, 2"
+
+
+def _around(patron: Patron) -> tuple[list[tuple[int, str]], list[int]]:
+    """(the authorised types as (id, name) by name, the ids of possible duplicate records)."""
+    connection = connections[router.db_for_read(Patron)]
+    by_name = patron.birth_date is not None
+    emails = sorted({e.lower() for e in (patron.primary_email, patron.alternate_email) if e})
+    params: list[Any] = [patron.library_id]
+    if by_name or emails:
+        params += [patron.library_id, patron.pk]
+        if by_name:
+            birth = connection.ops.adapt_datefield_value(patron.birth_date)
+            params += [patron.last_name.lower(), patron.first_name.lower(), birth]
+        params += emails * 2
+    with connection.cursor() as cursor:
+        cursor.execute(_around_statement(connection, by_name, len(emails)), params)
+        rows = cursor.fetchall()
+    types = [(int(pk), str(name)) for kind, pk, name in rows if kind == "t"]
+    return types, [int(pk) for kind, pk, _ in rows if kind == "d"]
 
 
 def duplicates_of(patron: Patron) -> list[int]:
     """Other records of the library with the same name and birth date, or the same e-mail address."""
-    same = Q()
-    if patron.birth_date is not None:
-        same |= Q(
-            last_lower=patron.last_name.lower(), first_lower=patron.first_name.lower(), birth_date=patron.birth_date
-        )
-    emails = {e.lower() for e in (patron.primary_email, patron.alternate_email) if e}
-    if emails:
-        same |= Q(email_lower__in=emails) | Q(alt_email_lower__in=emails)
-    if not same:
-        return []
-    others = (
-        Patron.objects.filter(library_id=patron.library_id)
-        .exclude(pk=patron.pk)
-        .annotate(
-            last_lower=Lower("last_name"),
-            first_lower=Lower("first_name"),
-            email_lower=Lower("primary_email"),
-            alt_email_lower=Lower("alternate_email"),
-        )
-        .filter(same)
-        .order_by("pk")
-    )
-    return list(others.values_list("pk", flat=True)[:20])
+    return _around(patron)[1]
 
 
 def authorised_types(library_id: int) -> list[PatronType]:
@@ -161,7 +223,7 @@ def authorised_types(library_id: int) -> list[PatronType]:
 
 
 def _data_for(key: str, patron: Patron, base: Standing, ill: IllFacts, matched_by: str, today: dt.date,
-              barcode: Barcode | None, types: list[PatronType], duplicates: int) -> dict[str, str]:  # fmt: skip
+              barcode: Barcode | None, types: list[tuple[int, str]], duplicates: int) -> dict[str, str]:  # fmt: skip
     """The data each item looked at; nothing here names another record or the patron's new barcode."""
     if key == "record_found":
         return {"matched_by": matched_by, "patron_id": str(patron.pk)}
@@ -179,7 +241,7 @@ def _data_for(key: str, patron: Patron, base: Standing, ill: IllFacts, matched_b
     if key == "patron_type":
         return {
             "patron_type": patron.patron_type.name,
-            "authorised_types": ", ".join(t.name for t in types) or "(none: interlibrary loan is not configured)",
+            "authorised_types": ", ".join(name for _, name in types) or "(none: interlibrary loan is not configured)",
         }
     found: dict[str, str] = {}
     for reason in base.conditions:
@@ -208,12 +270,11 @@ def _not_found(text: str, kind: IdentifierType) -> Result:
 def _evaluate(patron: Patron, text: str, kind: IdentifierType, matched_by: str, barcode: Barcode | None,
               now: dt.datetime) -> Result:  # fmt: skip
     base = standing_services.standing(patron, now=now)
-    types = authorised_types(patron.library_id)
-    duplicates = duplicates_of(patron)
+    types, duplicates = _around(patron)
     old = barcode is not None and not barcode.is_active
     ill = IllFacts(
         patron_type_name=patron.patron_type.name,
-        type_authorized=any(t.pk == patron.patron_type_id for t in types),
+        type_authorized=any(pk == patron.patron_type_id for pk, _ in types),
         any_type_authorized=bool(types),
         identifier_is_old_barcode=old,
         identifier_replaced_at=barcode.replaced_at if old and barcode is not None else None,

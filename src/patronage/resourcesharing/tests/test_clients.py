@@ -6,7 +6,9 @@ import re
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from patronage.core.errors import ValidationFailed
 from patronage.core.models import AuditEvent
@@ -179,3 +181,31 @@ def test_administrators_choose_the_interlibrary_loan_center_and_period_on_the_pa
     staff.post(f"/staff/admin/clients/{client.pk}/", {**DATA, "ill_center": str(center.pk), "ill_loan_days": "21"})
     client.refresh_from_db()
     assert (client.ill_center_id, client.ill_loan_days) == (center.pk, 21)
+
+
+def test_a_right_secret_after_wrong_guesses_starts_the_count_again(
+    kiosk: tuple[ProtocolClient, str], settings: Any
+) -> None:
+    settings.LOGIN_FAILURE_LIMIT = 3
+    settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS = 100
+    _, secret = kiosk
+    for _ in range(2):
+        with pytest.raises(clients.ClientAuthenticationFailed):
+            clients.authenticate_client("sip2", "kiosk-2", "pcs_guess", "192.0.2.5")
+    clients.authenticate_client("sip2", "kiosk-2", secret, "192.0.2.5")
+    for _ in range(2):  # two more wrong guesses: not locked, the right secret cleared the first two
+        with pytest.raises(clients.ClientAuthenticationFailed):
+            clients.authenticate_client("sip2", "kiosk-2", "pcs_guess", "192.0.2.5")
+    assert clients.authenticate_client("sip2", "kiosk-2", secret, "192.0.2.5").login == "kiosk-2"
+
+
+def test_a_usual_sign_in_writes_nothing_but_its_audit_row(kiosk: tuple[ProtocolClient, str]) -> None:
+    # NCIP signs its client in on every request: no lock-out bookkeeping when nothing was counted.
+    _, secret = kiosk
+    clients.authenticate_client("sip2", "kiosk-2", secret, "192.0.2.5")  # first use: records last_used_at
+    with CaptureQueriesContext(connection) as queries:
+        clients.authenticate_client("sip2", "kiosk-2", secret, "192.0.2.5")
+    writes = [q["sql"] for q in queries.captured_queries if not q["sql"].lstrip().upper().startswith("SELECT")]
+    assert len(writes) == 1
+    assert writes[0].startswith("INSERT INTO")
+    assert "auditevent" in writes[0]

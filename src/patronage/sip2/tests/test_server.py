@@ -338,3 +338,23 @@ def test_connections_beyond_the_bound_are_closed(world: SimpleNamespace) -> None
     finally:
         srv.shutdown()
     assert srv.connection_count() == 0
+
+
+def test_prepared_statements_are_for_postgresql_connections_only() -> None:
+    from django.db import connections
+
+    from patronage.sip2.server import use_prepared_statements
+
+    conf = connections.settings["default"]
+    before = dict(conf.get("OPTIONS", {}))
+    try:
+        changed = use_prepared_statements()
+        if conf["ENGINE"] == "django.db.backends.postgresql":
+            assert changed == ["default"]
+            assert conf["OPTIONS"]["server_side_binding"] is True
+            assert conf["OPTIONS"]["prepare_threshold"] == 2
+        else:
+            assert changed == []
+            assert conf.get("OPTIONS", {}) == before
+    finally:
+        conf["OPTIONS"] = before

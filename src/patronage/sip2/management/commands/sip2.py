@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from patronage.sip2.server import from_settings
+from patronage.sip2.server import from_settings, use_prepared_statements
 
 
 class Command(BaseCommand):
@@ -31,6 +31,8 @@ class Command(BaseCommand):
 
         if options.get("bind"):
             settings.PATRONAGE_SIP2_BIND = options["bind"]
+        if getattr(settings, "PATRONAGE_SIP2_PREPARED_STATEMENTS", False):
+            use_prepared_statements()
         wanted = options.get("processes") or getattr(settings, "PATRONAGE_SIP2_PROCESSES", 1)
         processes = max(1, int(str(wanted)))
         children: list[int] = []
