@@ -10,6 +10,9 @@ the same run (interleaved rounds, as ``bench.run`` does):
   the same locks, read and multi-row inserts written by hand. Each call is rolled back, on both sides, so
   every call sees the same data.
 
+Besides wall-clock percentiles it records the application's CPU time per call (``app_cpu``: process time,
+Python and driver, not the database's), which compares runs made on a machine shared with other work.
+
 The database is created fresh (its name must start with "bench"), migrated through Django so schema and
 indexes are the application's, filled with COPY (PostgreSQL) or ``executemany`` in one transaction
 (SQLite), analysed, then measured. Results go to ``bench/results/lending-<db>-<N>-<when>.json``.
@@ -490,6 +493,26 @@ def _aware(value: Any) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+def cpu_per_call(workload: Any, calls: int, seed: int) -> dict[str, float]:
+    """The application's own CPU time per call (process time: Python, the driver, never the database's),
+    over ``calls`` keys after the timed rounds. Unlike wall-clock time it barely moves with the machine's
+    load, so it compares runs made while other work shares the cores."""
+    rnd = random.Random(seed)
+    samples = []
+    for _ in range(calls):
+        key = workload.keys[rnd.randrange(len(workload.keys))]
+        started = time.process_time()
+        workload.app(key)
+        samples.append((time.process_time() - started) * 1000)
+    samples.sort()
+    return {
+        "calls": calls,
+        "mean_ms": sum(samples) / len(samples),
+        "p50_ms": samples[len(samples) // 2],
+        "p95_ms": samples[min(len(samples) - 1, int(len(samples) * 0.95))],
+    }
+
+
 def statements_per_call(workload: Any, key: Any) -> dict[str, int]:
     """How many statements each side issues for one call (savepoints included)."""
     from django.db import connection
@@ -598,11 +621,16 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed + index,
         )
         result["statements"] = counts
+        result["app_cpu"] = cpu_per_call(workload, args.series_calls if writes else args.calls, args.seed + index)
         result["plans"] = plans
         result["load_after"] = _load()
         results[workload.key] = result
         print(f"  floor  {_fmt(result['floor'])}")
         print(f"  app    {_fmt(result['app'])}")
+        cpu = result["app_cpu"]
+        print(
+            f"  app CPU per call: p50 {cpu['p50_ms']:.2f} ms, p95 {cpu['p95_ms']:.2f} ms, mean {cpu['mean_ms']:.2f} ms"
+        )
         rounds = ", ".join(f"{r:.2f}" for r in result["ratio_p95_rounds"])
         print(f"  ratio  p95 {result['ratio_p95']:.2f}x (rounds: {rounds}), p50 {result['ratio_p50']:.2f}x")
         target = TARGETS.get(workload.key)

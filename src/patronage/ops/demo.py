@@ -639,7 +639,7 @@ class _Loader:
         cameras = self._kind(library, "Cameras", [main])
         dslr = self._kind(library, "DSLR cameras", [main], parent=cameras.pk, buffer_after_minutes=30)
         kits = self._kind(library, "Podcast kits", [main], description="Everything to record a conversation.")
-        parts = self._kind(library, "Kit parts", [main], parent=kits.pk)
+        parts = self._kind(library, "Kit parts", [main], parent=kits.pk, visible_in_portal=False)
         drones = self._kind(
             library, "Drones", [main], requires_authorization=True,
             description="Lent after the drone safety class; ask at the desk.",

@@ -139,8 +139,10 @@ def bookings(
 
 
 def _from_epoch(seconds: float) -> dt.datetime:
-    # Rounded to the microsecond, so a stored instant comes back exactly (back-to-back ends stay equal).
-    return dt.datetime.fromtimestamp(round(seconds, 6), dt.UTC)
+    # fromtimestamp rounds to the nearest microsecond (half to even), and the float8 nearest a stored
+    # instant lies well within half a microsecond of it for any date this application sees, so the
+    # instant comes back exactly (back-to-back ends stay equal) without a round() of its own.
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
 def with_spans(clashes: Sequence[Booking]) -> list[Booking]:
@@ -210,69 +212,171 @@ def bookings_closed(
     return busy, False
 
 
+# Type holds are read for this far around a series' occurrences in its first statement, so the chains
+# of holds touching the first and last occurrence rarely need a statement of their own.
+HOLD_MARGIN = dt.timedelta(days=2)
+
+
+def _read(where: Sequence[str], params: Sequence[Any]) -> list[tuple[int, Booking]]:
+    """Active occupancy rows matching ``where``, with their row ids (to tell rows read twice apart)."""
+    if connection.vendor == "postgresql":  # epoch seconds, as in ``bookings``
+        columns = "EXTRACT(EPOCH FROM o.blocked_from)::float8, EXTRACT(EPOCH FROM o.blocked_until)::float8"
+        instant: Callable[[Any], dt.datetime] = _from_epoch
+    else:
+        columns, instant = "o.blocked_from, o.blocked_until", _instant
+    sql = (
+        f"SELECT o.id, o.reservation_id, o.resource_id, o.resource_type_id, o.quantity, {columns} "
+        f"FROM {Occupancy._meta.db_table} o WHERE o.active AND {' AND '.join(where)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        rows = cursor.fetchall()
+    return [(r[0], Booking(r[1], r[2], r[3], r[4], instant(r[5]), instant(r[6]))) for r in rows]
+
+
+def _merged(spans: Iterable[tuple[dt.datetime, dt.datetime]]) -> list[tuple[dt.datetime, dt.datetime]]:
+    merged: list[tuple[dt.datetime, dt.datetime]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def bookings_within(
     *, windows: Sequence[tuple[dt.datetime, dt.datetime]], center_id: int, type_ids: Iterable[int]
 ) -> tuple[list[Booking], bool]:
-    """``bookings_closed`` for many short windows at once (a series' occurrences): the rows overlapping
-    any window, each window widened until the chains of holds touching it are read whole. One statement,
-    plus one per round of widening (reading only the new slices); rows far from every window stay unread."""
-    types = list(type_ids)
-    if not windows:
+    """``bookings_closed`` for many short windows at once (a series' occurrences): every row overlapping
+    a window and, per type, every row along the chain of that type's holds touching a window (holds
+    overlapping it, holds overlapping those, ...), which is what the whole-span assignment weighs.
+
+    Two statements, usually. The first reads the rows inside the windows and every type hold of the
+    types from a little before the first window to a little after the last (holds are a small share of
+    the rows); the chains are worked out from those holds in memory. The second reads, per type, the
+    other rows along the parts of its chains outside the windows. One more statement per widening when
+    a chain runs past the holds read; False when it stopped widening without closing (the caller refuses).
+    Rows far from every window, and a type's rows along another type's chains, stay unread."""
+    types = sorted(set(type_ids))
+    if not windows or not types:
         return [], True
-    seen: dict[tuple[int, int | None, dt.datetime], Booking] = {}
-    reach = {w: w for w in windows}  # what has been read around each window
-    slices = sorted(set(windows))
+    adapt = connection.ops.adapt_datetimefield_value
+    slices = _merged(windows)
+    low, high = slices[0][0] - HOLD_MARGIN, slices[-1][1] + HOLD_MARGIN
+    kinds = f"o.resource_type_id IN ({', '.join(['%s'] * len(types))})"
+    near = " OR ".join(["(o.blocked_from < %s AND o.blocked_until > %s)"] * len(slices))
+    found = dict(
+        _read(
+            ["o.center_id = %s", kinds, "o.blocked_from < %s", "o.blocked_until > %s",
+             f"(o.resource_id IS NULL OR {near})"],
+            [center_id, *types, adapt(high), adapt(low), *(adapt(v) for s, e in slices for v in (e, s))],
+        )
+    )  # fmt: skip
+    closed = False
     for _ in range(MAX_WIDENINGS + 1):
-        low, high = min(s for s, _ in slices), max(e for _, e in slices)
-        for b in bookings(start=low, end=high, center_id=center_id, type_ids=types, within=slices):
-            seen.setdefault((b.reservation_id, b.resource_id, b.blocked_from), b)
-        index = BusyIndex(list(seen.values()))
-        slices = []
-        for w, (lo, hi) in reach.items():
-            chains = _chains(index.close_in(*w), *w).values()
-            wider = (min([lo, *(a for a, _ in chains)]), max([hi, *(e for _, e in chains)]))
-            if wider[0] < lo:
-                slices.append((wider[0], lo))
-            if wider[1] > hi:
-                slices.append((hi, wider[1]))
-            reach[w] = wider
-        if not slices:
-            return list(seen.values()), True
-        slices = sorted(set(slices))
-    return list(seen.values()), False
+        holds: dict[int, list[Booking]] = {t: [] for t in types}
+        for b in found.values():
+            if b.resource_id is None:
+                holds[b.resource_type_id].append(b)
+        chains = {t: _TypeRows(rows) for t, rows in holds.items()}
+        spans = {(t, w): chains[t].chain(*w) for t in types for w in windows}
+        wider = (min([low, *(s for s, _ in spans.values())]), max([high, *(e for _, e in spans.values())]))
+        if wider == (low, high):
+            closed = True
+            break
+        # A chain runs past the holds read: read the holds beyond it, with the margin again.
+        wider = (wider[0] - HOLD_MARGIN if wider[0] < low else low, wider[1] + HOLD_MARGIN if wider[1] > high else high)
+        found.update(
+            _read(
+                ["o.center_id = %s", kinds, "o.resource_id IS NULL", "o.blocked_from < %s", "o.blocked_until > %s",
+                 "(o.blocked_from >= %s OR o.blocked_until <= %s)"],
+                [center_id, *types, adapt(wider[1]), adapt(wider[0]), adapt(high), adapt(low)],
+            )
+        )  # fmt: skip
+        low, high = wider
+    if not closed:
+        return list(found.values()), False
+    # The rest of each chain: the type's specific rows between its chain's ends and the window.
+    beyond = [
+        (t, piece)
+        for t in types
+        for piece in _merged(
+            piece for w in windows for piece in ((spans[t, w][0], w[0]), (w[1], spans[t, w][1])) if piece[0] < piece[1]
+        )
+    ]
+    if beyond:
+        found.update(
+            _read(
+                ["o.center_id = %s", kinds, "o.resource_id IS NOT NULL", "o.blocked_from < %s", "o.blocked_until > %s",
+                 "(" + " OR ".join(
+                     ["(o.resource_type_id = %s AND o.blocked_from < %s AND o.blocked_until > %s)"] * len(beyond)
+                 ) + ")"],
+                [center_id, *types, adapt(max(e for _, (_, e) in beyond)), adapt(min(s for _, (s, _) in beyond)),
+                 *(v for t, (s, e) in beyond for v in (t, adapt(e), adapt(s)))],
+            )
+        )  # fmt: skip
+    return list(found.values()), True
 
 
-class BusyIndex:
-    """Busy rows read once for a long window (a series'), sorted by start, so each occurrence finds the
-    rows that matter to it by bisection instead of a pass over all of them."""
+class _TypeRows:
+    """One type's rows in a ``BusyIndex``: all of them and its holds, each sorted by start."""
 
-    def __init__(self, rows: Sequence[Booking]) -> None:
+    def __init__(self, rows: Iterable[Booking]) -> None:
         self.rows = sorted(rows, key=lambda b: b.blocked_from)
         self.starts = [b.blocked_from for b in self.rows]
         self.longest = max((b.blocked_until - b.blocked_from for b in self.rows), default=dt.timedelta(0))
-        self.added: list[Booking] = []  # rows written meanwhile (a series' accepted occurrences)
+        self.holds = [b for b in self.rows if b.resource_id is None]
+        self.hold_starts = [b.blocked_from for b in self.holds]
+        self.hold_longest = max((b.blocked_until - b.blocked_from for b in self.holds), default=dt.timedelta(0))
+        self.added: list[Booking] = []
 
-    def add(self, rows: Iterable[Booking]) -> None:
-        self.added += rows
-
-    def overlapping(self, start: dt.datetime, end: dt.datetime) -> list[Booking]:
-        first = bisect.bisect_left(self.starts, start - self.longest)
-        last = bisect.bisect_left(self.starts, end)
-        return [b for b in self.rows[first:last] if b.blocked_until > start] + [
-            b for b in self.added if b.blocked_from < end and b.blocked_until > start
-        ]
-
-    def close_in(self, start: dt.datetime, end: dt.datetime) -> list[Booking]:
-        """The rows that matter to ``[start, end)``: those overlapping it or the chain of their type's
-        holds touching it (as ``bookings_closed`` reads them)."""
+    def chain(self, start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """``rules.chain_span`` of the type's holds (added ones included) and ``[start, end)``."""
         low, high = start, end
         while True:
-            near = self.overlapping(low, high)
-            chains = _chains(near, start, end).values()
-            wider = (min([low, *(s for s, _ in chains)]), max([high, *(e for _, e in chains)]))
+            near = self.overlapping(low, high, holds=True)
+            wider = (min([low, *(b.blocked_from for b in near)]), max([high, *(b.blocked_until for b in near)]))
             if wider == (low, high):
-                return near
+                return low, high
             low, high = wider
+
+    def overlapping(self, start: dt.datetime, end: dt.datetime, *, holds: bool = False) -> list[Booking]:
+        rows, starts, longest = (
+            (self.holds, self.hold_starts, self.hold_longest) if holds else (self.rows, self.starts, self.longest)
+        )
+        first = bisect.bisect_left(starts, start - longest)
+        last = bisect.bisect_left(starts, end)
+        return [b for b in rows[first:last] if b.blocked_until > start] + [
+            b
+            for b in self.added
+            if b.blocked_from < end and b.blocked_until > start and (not holds or b.resource_id is None)
+        ]
+
+
+class BusyIndex:
+    """Busy rows read once for a long window (a series'), by type and sorted by start, so each occurrence
+    finds the rows that matter to it by bisection instead of a pass over all of them."""
+
+    def __init__(self, rows: Sequence[Booking]) -> None:
+        by_type: dict[int, list[Booking]] = {}
+        for b in rows:
+            by_type.setdefault(b.resource_type_id, []).append(b)
+        self.types = {kind: _TypeRows(found) for kind, found in by_type.items()}
+
+    def add(self, rows: Iterable[Booking]) -> None:
+        """Rows written meanwhile (a series' accepted occurrences)."""
+        for b in rows:
+            if b.resource_type_id not in self.types:
+                self.types[b.resource_type_id] = _TypeRows(())
+            self.types[b.resource_type_id].added.append(b)
+
+    def overlapping(self, start: dt.datetime, end: dt.datetime) -> list[Booking]:
+        return [b for kind in self.types.values() for b in kind.overlapping(start, end)]
+
+    def close_in(self, start: dt.datetime, end: dt.datetime) -> list[Booking]:
+        """The rows that matter to ``[start, end)``: per type, those overlapping it or the chain of that
+        type's holds touching it (as ``bookings_within`` reads them)."""
+        return [b for kind in self.types.values() for b in kind.overlapping(*kind.chain(start, end))]
 
 
 def unit_view(
@@ -439,7 +543,8 @@ def why_not(
         )
         if clash is not None:
             found.append(conflict_reason(label, item.pk, clash, starts_at, ends_at, library.time_zone))
-        if portal and not visible_in_portal(item.resource_type_id, nodes):
+        # Parts go with the kit: the kit's type decides whether the portal may book them.
+        if portal and item is kit and not visible_in_portal(kit.resource_type_id, nodes):
             found.append(Reason(Code.RESOURCE_HIDDEN, f"{label} cannot be reserved in the portal."))
         if patron is not None and not is_authorized(item.resource_type_id, nodes, authorized):
             found.append(

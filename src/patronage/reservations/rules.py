@@ -544,6 +544,15 @@ def assign_units(units: Sequence[Unit], holds: Sequence[Interval], *, budget: in
         if covered > 0 and in_use > len(units):
             return Fit(None)
     ends = [[end for _, end in merged] for merged in blocks]
+    # futures[u][k]: a number naming the unit's bookings from its k-th on, equal for equal sequences
+    # (read off once here, rather than a tuple of them built for every unit at every step).
+    names: dict[tuple[tuple[dt.datetime, dt.datetime], int], int] = {}
+    futures_of: list[list[int]] = []
+    for merged in blocks:
+        named = [0] * (len(merged) + 1)
+        for k in range(len(merged) - 1, -1, -1):
+            named[k] = names.setdefault((merged[k], named[k + 1]), len(names) + 1)
+        futures_of.append(named)
     last_end: list[dt.datetime | None] = [None] * len(units)
     chosen: list[int] = [-1] * len(jobs)
 
@@ -552,7 +561,7 @@ def assign_units(units: Sequence[Unit], holds: Sequence[Interval], *, budget: in
         same_hold_before = index > 0 and jobs[index - 1][2] == hold
         floor = chosen[index - 1] if same_hold_before else -1
         found: list[tuple[dt.datetime | None, float, int, int]] = []
-        futures: set[tuple[tuple[dt.datetime, dt.datetime], ...]] = set()
+        futures: set[int] = set()
         for u in range(len(units)):
             previous = last_end[u]
             if u <= floor or (previous is not None and previous > start):
@@ -560,7 +569,7 @@ def assign_units(units: Sequence[Unit], holds: Sequence[Interval], *, budget: in
             k = bisect.bisect_right(ends[u], start)
             if k < len(blocks[u]) and blocks[u][k][0] < end:
                 continue
-            future = tuple(blocks[u][k:])
+            future = futures_of[u][k]
             if future in futures:
                 continue  # another unit with the same bookings ahead is tried already
             futures.add(future)
@@ -671,18 +680,10 @@ def span_availability(
     the holds use (it may be freed by moving them).
     """
     span = [(start, end)]
-    open_units = [u for u in units if free_for(u, start, end)]
-    if not open_units:
+    base = _open_and_used(units, holds, start, end)
+    if base is None:
         return 0, []
-    base = holds_fit(units, holds, span, budget=SEARCH_BUDGET)
-    if base.assignment is None:
-        return 0, []  # the holds here cannot all be given units as it is: promise nothing more
-    used = {
-        unit_id
-        for i, ids in base.assignment.items()
-        if holds[i].start < end and holds[i].end > start
-        for unit_id in ids
-    }
+    open_units, used = base
     free_now = sum(1 for u in open_units if u.id not in used)
     found = free_now
     while (
@@ -697,6 +698,51 @@ def span_availability(
         if u.id not in used or holds_fit(with_booking(units, u.id, (start, end)), holds, span, budget=budget).ok
     ]
     return found, free
+
+
+def _open_and_used(
+    units: Sequence[Unit], holds: Sequence[Interval], start: dt.datetime, end: dt.datetime
+) -> tuple[list[Unit], set[int]] | None:
+    """The units free of their own bookings for ``[start, end)``, and those of them the holds' assignment
+    uses then; None when none is open or the holds here cannot all be given units as it is (promise nothing)."""
+    open_units = [u for u in units if free_for(u, start, end)]
+    if not open_units:
+        return None
+    base = holds_fit(units, holds, [(start, end)], budget=SEARCH_BUDGET)
+    if base.assignment is None:
+        return None
+    used = {
+        unit_id
+        for i, ids in base.assignment.items()
+        if holds[i].start < end and holds[i].end > start
+        for unit_id in ids
+    }
+    return open_units, used
+
+
+def first_free(
+    units: Sequence[Unit],
+    holds: Sequence[Interval],
+    start: dt.datetime,
+    end: dt.datetime,
+    preferred: Sequence[int],
+    *,
+    budget: int = PROBE_BUDGET,
+) -> int | None:
+    """The first of ``preferred`` (unit ids) that ``span_availability`` would list as free, probing only
+    as far as the first one found (a substitute needs one, not the whole list)."""
+    base = _open_and_used(units, holds, start, end)
+    if base is None:
+        return None
+    open_ids = {u.id for u in base[0]}
+    for unit_id in preferred:
+        if unit_id not in open_ids:
+            continue
+        if unit_id not in base[1]:
+            return unit_id
+        if holds_fit(with_booking(units, unit_id, (start, end)), holds, [(start, end)], budget=budget).ok:
+            return unit_id
+    return None
 
 
 def unit_count_free(units: Sequence[Unit], holds: Sequence[Interval], start: dt.datetime, end: dt.datetime) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef
 
 from patronage.core import audit, clock
 from patronage.core.errors import Conflict, FieldError, PermissionDenied, Refused, ValidationFailed
@@ -206,6 +207,29 @@ def _plan(
     return holds
 
 
+def _parts(resources: Sequence[Resource]) -> dict[int, list[Resource]]:
+    """``catalog.with_parts`` for several resources at once: one statement per level of nesting for all
+    of them (one in all when none is a kit), rather than one per level per resource."""
+    found: dict[int, list[Resource]] = {r.pk: [] for r in resources}
+    seen = {r.pk: {r.pk} for r in resources}
+    level = [(r.pk, r.pk) for r in resources]  # (the resource asked for, a resource inside it read last)
+    while level:
+        children: dict[int, list[Resource]] = {}
+        rows = Resource.objects.filter(contained_in_id__in={pk for _, pk in level}).select_related("resource_type")
+        for part in rows.order_by("pk"):
+            assert part.contained_in_id is not None  # noqa: S101 - filtered on it
+            children.setdefault(part.contained_in_id, []).append(part)
+        deeper = []
+        for root, pk in level:
+            for part in children.get(pk, ()):
+                if part.pk not in seen[root]:
+                    seen[root].add(part.pk)
+                    found[root].append(part)
+                    deeper.append((root, part.pk))
+        level = deeper
+    return found
+
+
 # --- locks ----------------------------------------------------------------------------------------------
 
 
@@ -273,6 +297,10 @@ def _item_reasons(
         )
     lent_here = cache["lent_here", type_ids]
     items = []
+    # A kit's parts are booked through the kit: the portal shows the kit, so the kit's type alone decides
+    # whether the portal may book them (their own type is often hidden: nobody books a lone microphone
+    # stand). The kit is a line's first hold; its parts follow it.
+    lines_seen: set[int] = set()
     for hold in holds:
         type_id = hold.resource_type.pk
         resource = hold.resource
@@ -288,12 +316,13 @@ def _item_reasons(
                 is_resource=resource is not None,
                 at_center=resource.center_id == center.pk if resource is not None else type_id in lent_here,
                 in_service=resource is None or in_service_until(resource.out_of_service_from, hold.blocked_until),
-                visible=visible_in_portal(type_id, nodes),
+                visible=hold.line in lines_seen or visible_in_portal(type_id, nodes),
                 requires_authorization=requires_authorization(type_id, nodes),
                 authorized=is_authorized(type_id, nodes, authorized),
                 details=details,
             )
         )
+        lines_seen.add(hold.line)
     return rules.item_reasons(items, portal=portal)
 
 
@@ -305,7 +334,7 @@ class _Known:
     busy: queries.BusyIndex
     units: list[tuple[int, int, dt.datetime | None]]
     closed: bool = True  # whether the chains of type holds touching the window were read whole
-    candidates: list[Resource] | None = None  # substitutes for taken resources, read on the first conflict
+    candidates: list[Resource] | None = None  # substitutes for taken resources (no kits), by name
 
 
 def _availability_reasons(
@@ -341,11 +370,12 @@ def _availability_reasons(
     clashes: list[tuple[_Hold, queries.Booking]] = []
     for hold in specific:
         assert hold.resource is not None  # noqa: S101 - narrowed by the list above
+        resource_id = hold.resource.pk
         clash = next(
             (
                 b
                 for b in busy
-                if b.resource_id == hold.resource.pk
+                if b.resource_id == resource_id
                 and b.blocked_from < hold.blocked_until
                 and b.blocked_until > hold.blocked_from
             ),
@@ -372,6 +402,8 @@ def _availability_reasons(
         # included) staying on their units: rules.holds_fit, over the chains of holds the new rows touch.
         new_specific = [(h.resource.pk, (h.blocked_from, h.blocked_until)) for h in new_holds if h.resource is not None]
         new_type = [Interval(h.blocked_from, h.blocked_until, h.quantity) for h in new_holds if h.resource is None]
+        if closed and not new_type and not any(b.resource_id is None and b.resource_type_id == type_id for b in busy):
+            continue  # no hold of the type near: nothing to assign (rules.holds_fit would say so)
         unit_list, holds_before = queries.unit_view(type_id, units, busy, new_specific)
         touching = [(h.blocked_from, h.blocked_until) for h in new_holds]
         fit = rules.holds_fit(unit_list, [*holds_before, *new_type], touching) if closed else rules.Fit(None, False)
@@ -1058,7 +1090,7 @@ def create_series(
         general += [r for r in rules.request_reasons(policy, request) if r.code in rules.SERIES_WIDE]
         general += _standing_reasons(patron, place, now, portal=portal)
         overridden_all = _settle(general, comment, "The series cannot be booked")
-        parts = catalog.with_parts([line.resource for line in wanted if line.resource is not None])
+        parts = _parts([line.resource for line in wanted if line.resource is not None])
         plans = [_plan(wanted, start, end, parts) for start, end in spans]
         type_ids = sorted({h.resource_type.pk for plan in plans for h in plan})
         _lock_types(type_ids)
@@ -1077,16 +1109,20 @@ def create_series(
             for b in queries.with_spans([b for b in busy if b.resource_id in asked])
         }
         busy = [filled.get((b.reservation_id, b.resource_id), b) for b in busy]
+        # The units of these types at the center, read once with what substitutes need (names, kits).
+        resources = list(
+            Resource.objects.filter(center_id=place.pk, resource_type_id__in=type_ids)
+            .select_related("resource_type")
+            .annotate(is_kit=Exists(Resource.objects.filter(contained_in=OuterRef("pk"))))
+            .order_by("name", "identifier")
+        )
         known = _Known(
             queries.BusyIndex(busy),
-            catalog.center_units(place.pk, type_ids),
+            sorted((r.pk, r.resource_type_id, r.out_of_service_from) for r in resources),
             closed,
+            [r for r in resources if not r.is_kit],
         )
         cache: dict[Any, Any] = {}
-        series = ReservationSeries.objects.create(
-            library_id=place.library_id, center=place, patron=patron, rule=rule.rrule_text(), created_at=now,
-            created_by=actor.account,
-        )  # fmt: skip
         state = State.PENDING_APPROVAL if portal and policy.approval_required else State.RESERVED
         per_occurrence = rules.Policy(**{**vars(policy), "max_open_reservations": None})
         accepted: list[tuple[dict[str, Any], list[_Hold], list[str]]] = []
@@ -1133,6 +1169,11 @@ def create_series(
                     for reason in conflict.reasons
                 ],
             )
+        # The series' own row is written with its occurrences (nothing at all is written when refused).
+        series = ReservationSeries(
+            library_id=place.library_id, center=place, patron=patron, rule=rule.rrule_text(), created_at=now,
+            created_by=actor.account,
+        )  # fmt: skip
         booked = _insert_many(actor, place, patron, state, channel, comment, now, accepted, wanted, series)
         audit.record(
             actor, "reservation_series.created", library_id=place.library_id, patron_id=patron.pk,
@@ -1148,23 +1189,40 @@ def _insert_rows(model: Any, fields: Sequence[str], rows: Sequence[Sequence[Any]
     time preparing each value than the database spent writing them (the lending benchmark)."""
     if not rows:
         return []
-    adapt = connection.ops.adapt_datetimefield_value
     columns = ", ".join(connection.ops.quote_name(model._meta.get_field(f).column) for f in fields)
     marks = "(" + ", ".join(["%s"] * len(fields)) + ")"
     ids: list[int] = []
     for first in range(0, len(rows), 500):
         chunk = rows[first : first + 500]
-        params = [
-            adapt(v) if isinstance(v, dt.datetime) else json.dumps(v) if isinstance(v, list) else v
-            for row in chunk
-            for v in row
-        ]
+        params = [_plain(v) for row in chunk for v in row]
         sql = f"INSERT INTO {model._meta.db_table} ({columns}) VALUES {', '.join([marks] * len(chunk))}"
         with connection.cursor() as cursor:
             cursor.execute(sql + (" RETURNING id" if returning else ""), params)
             if returning:
                 ids += [row[0] for row in cursor.fetchall()]
     return ids
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    return json.dumps(value) if isinstance(value, list) else value
+
+
+def _unnest(model: Any, fields: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+    """PostgreSQL: ``INSERT … SELECT * FROM unnest(…)`` of ``rows``, one array per column, and its
+    parameters. A handful of parameters, however many rows: the driver binds each array in one go, where
+    a multi-row VALUES list costs it a placeholder per value (9 ms for a series' ~1,000 values)."""
+    meta = model._meta
+    columns = [meta.get_field(f) for f in fields]
+    arrays = ", ".join(f"%s::{c.db_type(connection)}[]" for c in columns)
+    sql = (
+        f"INSERT INTO {meta.db_table} ({', '.join(connection.ops.quote_name(c.column) for c in columns)}) "
+        f"SELECT * FROM unnest({arrays})"
+    )
+    return sql, [
+        [json.dumps(row[i]) if isinstance(row[i], list) else row[i] for row in rows] for i in range(len(fields))
+    ]
 
 
 def _insert_many(
@@ -1179,8 +1237,9 @@ def _insert_many(
     wanted: Sequence[LineRequest],
     series: ReservationSeries,
 ) -> list[Reservation]:
-    """Write a series' occurrences in a few statements (one per table), as ``_insert`` does for one.
-    The series' one audit event lists them."""
+    """Write the series and its occurrences, with their lines, occupancy rows and first events: on
+    PostgreSQL in two statements (the new ids, then one statement of five inserts), elsewhere in one
+    statement per table. The series' one audit event, written by the caller, lists them."""
     account = actor.account.pk if actor.account is not None else None
     label = actor.label[:150]
     fields = [
@@ -1188,16 +1247,94 @@ def _insert_many(
         "overridden", "created_at", "updated_at", "starts_at", "ends_at", "title", "note_to_staff", "pickup_option",
         "delivery_location",
     ]  # fmt: skip
-    values = [
-        (
-            place.library_id, place.pk, patron.pk, series.pk, state.value, account, label, channel,
-            comment if overridden else "", overridden, now, now, *(v[k] for k in fields[12:]),
-        )
-        for v, _, overridden in accepted
+
+    def values(series_id: int | None) -> list[tuple[Any, ...]]:
+        return [
+            (
+                place.library_id, place.pk, patron.pk, series_id, state.value, account, label, channel,
+                comment if overridden else "", overridden, now, now, *(v[k] for k in fields[12:]),
+            )
+            for v, _, overridden in accepted
+        ]  # fmt: skip
+
+    def lines(reservation_ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        return [
+            (pk, w.resource.pk if w.resource else None, w.resource_type.pk if w.resource_type else None, w.quantity)
+            for pk in reservation_ids
+            for w in wanted
+        ]
+
+    def occupancies(reservation_ids: Sequence[int], line_ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        return [
+            (
+                pk, line_ids[i * len(wanted) + h.line], h.resource.pk if h.resource else None,
+                h.resource_type.pk, place.pk, h.quantity, h.blocked_from, h.blocked_until, True,
+            )
+            for i, (pk, (_, holds, _)) in enumerate(zip(reservation_ids, accepted, strict=True))
+            for h in holds
+        ]  # fmt: skip
+
+    def events(reservation_ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        return [
+            (pk, "", state.value, now, account, label, actor.channel, comment if overridden else "")
+            for pk, (_, _, overridden) in zip(reservation_ids, accepted, strict=True)
+        ]
+
+    line_fields = ["reservation", "resource", "resource_type", "quantity"]
+    occupancy_fields = [
+        "reservation", "line", "resource", "resource_type", "center", "quantity", "blocked_from", "blocked_until",
+        "active",
     ]  # fmt: skip
-    ids = _insert_rows(Reservation, fields, values, returning=True)
+    event_fields = ["reservation", "from_state", "to_state", "at", "by", "by_label", "channel", "comment"]
+    series_fields = ["library", "center", "patron", "rule", "created_at", "created_by"]
+    series_row = (place.library_id, place.pk, patron.pk, series.rule, now, account)
+    try:
+        if connection.vendor == "postgresql":
+            # The ids first, from the tables' own sequences, so every row can name its parents; then every
+            # insert in one statement (the foreign keys are checked at commit, the exclusion constraint at once).
+            tables = [m._meta.db_table for m in (ReservationSeries, Reservation, ReservationLine)]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')), "
+                    "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)), "
+                    "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s))",
+                    [tables[0], tables[1], len(accepted), tables[2], len(accepted) * len(wanted)],
+                )
+                series_id, ids, line_ids = cursor.fetchone()
+                parts = [
+                    _unnest(ReservationSeries, ["id", *series_fields], [(series_id, *series_row)]),
+                    _unnest(Reservation, ["id", *fields], [(pk, *row) for pk, row in zip(ids, values(series_id), strict=True)]),
+                    _unnest(ReservationLine, ["id", *line_fields], [(pk, *row) for pk, row in zip(line_ids, lines(ids), strict=True)]),
+                    _unnest(Occupancy, occupancy_fields, occupancies(ids, line_ids)),
+                    _unnest(ReservationEvent, event_fields, events(ids)),
+                ]  # fmt: skip
+                cursor.execute(
+                    "WITH "
+                    + ", ".join(f"w{i} AS ({sql})" for i, (sql, _) in enumerate(parts[:-1]))
+                    + " "
+                    + parts[-1][0],
+                    [p for _, params in parts for p in params],
+                )
+        else:
+            series_id = _insert_rows(ReservationSeries, series_fields, [series_row], returning=True)[0]
+            ids = _insert_rows(Reservation, fields, values(series_id), returning=True)
+            line_ids = _insert_rows(ReservationLine, line_fields, lines(ids), returning=True)
+            _insert_rows(Occupancy, occupancy_fields, occupancies(ids, line_ids), returning=False)
+            _insert_rows(ReservationEvent, event_fields, events(ids), returning=False)
+    except IntegrityError as exc:
+        # As in _write_holds: another transaction booked one of these resources for an overlapping span
+        # (PostgreSQL's exclusion constraint). Unreachable under the type locks, a guard for every other
+        # path. No savepoint is needed: the caller's transaction block is left with this error, undoing all.
+        if connection.vendor == "postgresql" and getattr(exc.__cause__, "sqlstate", None) != "23P01":
+            raise
+        raise Conflict(
+            "A resource was booked for one of these times a moment ago; try again.", code="resource_booked"
+        ) from None
+    series.pk = series_id
+    series._state.adding = False
+    series._state.db = connection.alias
     made = []
-    for pk, row in zip(ids, values, strict=True):
+    for pk, row in zip(ids, values(series_id), strict=True):
         reservation = Reservation(
             pk=pk, **{f"{f}_id" if f in _KEYS else f: v for f, v in zip(fields, row, strict=True)}
         )
@@ -1206,45 +1343,6 @@ def _insert_many(
         reservation._state.adding = False
         reservation._state.db = connection.alias
         made.append(reservation)
-    line_ids = _insert_rows(
-        ReservationLine,
-        ["reservation", "resource", "resource_type", "quantity"],
-        [
-            (r.pk, w.resource.pk if w.resource else None, w.resource_type.pk if w.resource_type else None, w.quantity)
-            for r in made
-            for w in wanted
-        ],
-        returning=True,
-    )
-    rows = [
-        (
-            reservation.pk, line_ids[i * len(wanted) + h.line], h.resource.pk if h.resource else None,
-            h.resource_type.pk, place.pk, h.quantity, h.blocked_from, h.blocked_until, True,
-        )
-        for i, (reservation, (_, holds, _)) in enumerate(zip(made, accepted, strict=True))
-        for h in holds
-    ]  # fmt: skip
-    occupancy_fields = [
-        "reservation", "line", "resource", "resource_type", "center", "quantity", "blocked_from", "blocked_until",
-        "active",
-    ]  # fmt: skip
-    try:
-        with transaction.atomic():
-            _insert_rows(Occupancy, occupancy_fields, rows, returning=False)
-    except IntegrityError:
-        # As in _write_holds: unreachable under the type locks, a guard for every other path.
-        raise Conflict(
-            "A resource was booked for one of these times a moment ago; try again.", code="resource_booked"
-        ) from None
-    _insert_rows(
-        ReservationEvent,
-        ["reservation", "from_state", "to_state", "at", "by", "by_label", "channel", "comment"],
-        [
-            (r.pk, "", state.value, now, account, label, actor.channel, comment if overridden else "")
-            for r, (_, _, overridden) in zip(made, accepted, strict=True)
-        ],
-        returning=False,
-    )
     return made
 
 
@@ -1264,7 +1362,7 @@ def _substitutes(
 ) -> dict[int, Resource]:
     """For each specific line whose resource is taken, a free resource of the same type at the center
     (not a kit), free as ``queries.free_resources`` would say. Worked out from the series' busy intervals
-    read once; the candidates are read once per series, on its first conflict."""
+    read once; the candidates come with the units, read once per series (or here, when not given)."""
     taken_lines = {int(r.details["line"]) for r in reasons if r.code in _TAKEN and "line" in r.details}
     taken_ids = {int(r.details["resource_id"]) for r in reasons if r.code in _TAKEN and "resource_id" in r.details}
     taken_lines |= {i for i, line in enumerate(wanted) if line.resource is not None and line.resource.pk in taken_ids}
@@ -1284,14 +1382,12 @@ def _substitutes(
             )
         span = rules.blocked_span(start, end, kind.buffer_before_minutes, kind.buffer_after_minutes)
         units, holds = queries.unit_view(kind.pk, known.units, known.busy.close_in(*span))
-        free = set(rules.span_availability(units, holds, *span, count=False)[1])
         used = in_request | {r.pk for r in found.values()}
-        choice = next(
-            (r for r in known.candidates if r.resource_type_id == kind.pk and r.pk in free and r.pk not in used),
-            None,
-        )
-        if choice is not None:
-            found[index] = choice
+        preferred = [r for r in known.candidates if r.resource_type_id == kind.pk and r.pk not in used]
+        # The first free in name order, as rules.span_availability would list them, probing no further.
+        chosen = rules.first_free(units, holds, *span, [r.pk for r in preferred])
+        if chosen is not None:
+            found[index] = next(r for r in preferred if r.pk == chosen)
     return found
 
 

@@ -14,6 +14,7 @@ from patronage.reservations.rules import (
     assign_units,
     chain_span,
     components,
+    first_free,
     holds_fit,
     unit_count_free,
     units_free,
@@ -206,3 +207,16 @@ def test_free_counts_and_free_units_are_what_booking_would_accept(
         )
         assert (unit.id in free) == (fits_alone and _brute_force(booked, holds))
     assert (count > 0) == bool(free)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_cases(), _hours, st.integers(min_value=1, max_value=4), st.permutations([0, 1, 2]))
+def test_the_first_free_unit_is_the_first_of_the_free_units_in_the_order_asked(
+    case: tuple[list[Unit], list[Interval]], start: int, length: int, order: list[int]
+) -> None:
+    # A series' substitute: the first resource by name that units_free lists, found without probing the rest.
+    units, holds = case
+    a, b = h(start), h(start + length)
+    free = units_free(units, holds, a, b)
+    wanted = [unit_id for unit_id in order if unit_id < len(units)]
+    assert first_free(units, holds, a, b, wanted) == next((u for u in wanted if u in free), None)

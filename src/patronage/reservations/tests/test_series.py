@@ -12,8 +12,9 @@ from patronage.core import clock
 from patronage.core.errors import Conflict, FieldError, Refused, ValidationFailed
 from patronage.reservations import rules
 from patronage.reservations import services as reservations
-from patronage.reservations.models import Reservation, ReservationSeries
+from patronage.reservations.models import Occupancy, Reservation, ReservationSeries
 from patronage.reservations.rules import Frequency, Repeat
+from patronage.resources import services as catalog
 from patronage.resources.tests.builders import NOW, at, make_center, make_resource, make_type
 from tests.factories import SYSTEM, make_library, make_patron
 
@@ -254,3 +255,22 @@ def test_a_series_never_double_books_itself(lab) -> None:
     assert len(typed.booked) == 1
     assert [r["code"] for r in typed.conflicts[0].reasons] == ["type_units_unavailable"]
     assert typed.booked[0].events.get().to_state == "reserved"
+
+
+@pytest.mark.django_db
+def test_a_series_of_a_kit_books_its_parts_and_refuses_a_part_listed_again(lab) -> None:
+    kits = make_type(lab.library, "Kits", centers=[lab.center])
+    kit = make_resource(lab.library, kits, lab.center, identifier="KIT-1")
+    inner = make_resource(lab.library, kits, lab.center, identifier="KIT-2")
+    catalog.save_resource(actor=SYSTEM, library=lab.library, resource=inner, data={"contained_in": kit.pk})
+    catalog.save_resource(actor=SYSTEM, library=lab.library, resource=lab.spare, data={"contained_in": inner.pk})
+    made = series(lab, {"frequency": "weekly", "count": 2}, lines=[{"resource": kit.pk}])
+    assert len(made.booked) == 2
+    for reservation in made.booked:
+        booked = set(Occupancy.objects.filter(reservation=reservation).values_list("resource_id", flat=True))
+        assert booked == {kit.pk, inner.pk, lab.spare.pk}  # the kit, its part and the part's part
+    # A part of a part is still "already in this reservation", also when its kit is listed too.
+    with pytest.raises(FieldError, match="already in this reservation"):
+        series(lab, {"frequency": "weekly", "count": 2}, start=at(11, 10), end=at(11, 12),
+               lines=[{"resource": inner.pk}, {"resource": kit.pk}])  # fmt: skip
+    assert not ReservationSeries.objects.filter(patron=lab.patron).exclude(pk=made.series.pk).exists()

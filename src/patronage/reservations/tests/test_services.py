@@ -130,6 +130,24 @@ def test_lead_time_exactly_at_the_limit_is_allowed(lab) -> None:
 # --- every reason at once ---------------------------------------------------------------------------------
 
 
+def test_a_kit_is_booked_in_the_portal_by_its_own_visibility_not_its_parts(lab) -> None:
+    kits = make_type(lab.library, "Podcast kits", centers=[lab.center])
+    parts = make_type(lab.library, "Kit parts", centers=[lab.center], visible_in_portal=False)
+    kit = make_resource(lab.library, kits, lab.center, identifier="POD-1")
+    for n in (1, 2):
+        make_resource(lab.library, parts, lab.center, identifier=f"POD-1-{n}", contained_in=kit.pk)
+    made = book(lab, at(10, 10), at(10, 12), [{"resource": kit.pk}], actor=PORTAL, channel="portal")
+    assert made.occupancies.filter(active=True).count() == 3  # the kit and both parts are held
+    assert queries.why_not(kit, at(11, 10), at(11, 12), patron=lab.patron, portal=True) == []
+
+    hidden_kits = make_type(lab.library, "Staff kits", centers=[lab.center], visible_in_portal=False)
+    staff_kit = make_resource(lab.library, hidden_kits, lab.center, identifier="SK-1")
+    make_resource(lab.library, parts, lab.center, identifier="SK-1-1", contained_in=staff_kit.pk)
+    with pytest.raises(Refused) as refused:
+        book(lab, at(10, 10), at(10, 12), [{"resource": staff_kit.pk}], actor=PORTAL, channel="portal")
+    assert [r["code"] for r in refused.value.reasons] == ["resource_hidden"]
+
+
 def test_every_reason_is_listed_together(lab) -> None:
     other_center = make_center(lab.library, "annex")
     lab.laptops.centers.add(other_center)

@@ -152,3 +152,24 @@ def test_a_series_of_holds_never_needs_a_swap_with_itself(lab) -> None:
     )  # fmt: skip
     assert [r.starts_at for r in made.booked] == [at(10, 10), at(12, 10)]
     assert [c.starts_at for c in made.conflicts] == [at(11, 10)]
+
+
+def test_a_series_weighs_a_chain_of_holds_reaching_days_past_the_occurrence(lab) -> None:
+    # LAP-2 is booked 09-11 on the 20th, LAP-1 at noon on the 25th. Hold A (20th 11:00 to 25th 00:00) and
+    # hold B (24th to 26th) overlap, so B, kept off LAP-1 by the 25th, takes LAP-2 and A takes LAP-1: a
+    # new hold 10-12 on the 20th, overlapping A, has no unit. Only the booking five days later says so,
+    # past anything near the occurrence itself; the week after is free.
+    book(lab, at(20, 9), at(20, 11), lines=[{"resource": lab.spare.pk}], patron=someone(lab))
+    book(lab, at(25, 12), at(25, 13), patron=someone(lab))
+    book(lab, at(20, 11), at(25, 0), lines=one_of(lab), patron=someone(lab))
+    book(lab, at(24, 0), at(26, 0), lines=one_of(lab), patron=someone(lab))
+    with pytest.raises(Refused) as refused:
+        book(lab, at(20, 10), at(20, 12), lines=one_of(lab))
+    assert codes(refused) == ["type_units_unavailable"]
+    made = reservations.create_series(
+        actor=SYSTEM, patron=lab.patron, center=lab.center, starts_at=at(20, 10), ends_at=at(20, 12),
+        repeat={"frequency": "weekly", "count": 2}, lines=one_of(lab),
+    )  # fmt: skip
+    assert [c.starts_at for c in made.conflicts] == [at(20, 10)]
+    assert [r["code"] for r in made.conflicts[0].reasons] == ["type_units_unavailable"]
+    assert [r.starts_at for r in made.booked] == [at(27, 10)]
