@@ -155,7 +155,7 @@ def test_remove_role_and_clone_through_the_pages(library, family) -> None:
 
 
 def test_the_group_is_renamed_and_its_kind_changed_from_any_members_page(library, family) -> None:
-    group, parent, child = family
+    group, _parent, child = family
     client = staff(library, EVERYTHING)
     form = client.get(page("patron-group", child)).content.decode()
     assert 'value="Byron family"' in form
