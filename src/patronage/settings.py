@@ -175,6 +175,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         DATABASES["default"]["NAME"] = str(DATABASES["default"]["NAME"])
         Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+# Server-side binding and prepared statements on PostgreSQL for a process that repeats a few statements, e.g.
+# a gunicorn pool serving only /ncip/ (docs/performance.md, NCIP). Off by default; the SIP2 process has its
+# own PATRONAGE_SIP2_PREPARED_STATEMENTS, so that it can share the web processes' environment.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.environ.get(
+    "PATRONAGE_DB_PREPARED_STATEMENTS", ""
+) in {"1", "true", "on"}:
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -302,8 +309,9 @@ PATRONAGE_PORTAL_IDLE_MINUTES = int(os.environ.get("PATRONAGE_PORTAL_IDLE_MINUTE
 # the domain of the events' UIDs (default: the outbox's mail domain). Changing the domain changes every UID.
 PATRONAGE_CALENDAR_CANCELLED_DAYS = int(os.environ.get("PATRONAGE_CALENDAR_CANCELLED_DAYS", 30))
 PATRONAGE_CALENDAR_DOMAIN = os.environ.get("PATRONAGE_CALENDAR_DOMAIN", "")
-# Online account updates (docs/subsystems/updates.md). Phone validation is a system-level option: on, the
-# portal checks numbers with phonenumbers for the library's country; off, a phone is one free field.
+# Phone validation (docs/subsystems/patrons.md) is a system-level option: on, every face (portal, update
+# requests, staff pages, API, importer) checks numbers with phonenumbers for the library's country and
+# stores E.164; off, a phone is kept as typed (one free field).
 PATRONAGE_PHONE_VALIDATION = os.environ.get("PATRONAGE_PHONE_VALIDATION", "1").lower() not in {"0", "false", "off"}
 # The query parameter naming the connection branch of a portal visitor who is not signed in.
 PATRONAGE_CONNECTION_BRANCH_PARAM = os.environ.get("PATRONAGE_CONNECTION_BRANCH_PARAM", "branch")
@@ -325,3 +333,4 @@ PATRONAGE_SIP2_IDLE_TIMEOUT = int(os.environ.get("PATRONAGE_SIP2_IDLE_TIMEOUT", 
 PATRONAGE_SIP2_MAX_MESSAGE = int(os.environ.get("PATRONAGE_SIP2_MAX_MESSAGE", 4096))
 PATRONAGE_SIP2_PROCESSES = int(os.environ.get("PATRONAGE_SIP2_PROCESSES", 1))
 PATRONAGE_SIP2_DEFAULT_LOAN_MINUTES = int(os.environ.get("PATRONAGE_SIP2_DEFAULT_LOAN_MINUTES", 24 * 60))
+PATRONAGE_SIP2_PREPARED_STATEMENTS = os.environ.get("PATRONAGE_SIP2_PREPARED_STATEMENTS", "") in {"1", "true", "on"}

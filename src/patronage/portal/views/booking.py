@@ -112,6 +112,7 @@ class BookingView(PortalView):
                 {"title": "No checkout center", "message": f"{self.library.name} has no checkout center open to the portal."},
                 404,
             )  # fmt: skip
+        center.library = self.library  # the same row, read once: the availability checks ask for it
         self.place = center
         return None
 
@@ -543,6 +544,7 @@ class NewReservationView(BookingView):
                     free_ids = {r.pk for r in found.free_resources} if found else set()
                     rows = []
                     for resource in catalog.portal_resources(shown, self.place.pk, type_ids=[kind.pk]):
+                        resource.center = self.place  # it is (the query filters on it): not read again per row
                         row: dict[str, Any] = {"resource": resource, "free": None, "reasons": []}
                         if span:
                             row["free"] = resource.pk in free_ids
