@@ -2,7 +2,7 @@
 
 A patron is not a Django user. The session holds the patron's id under its own keys, the library it
 was opened at, a stamp of the password it was opened with, the chosen checkout center and the time
-of the last request. ``current`` ends the portal session when the patron has been idle too long,
+of the last request (to the minute). ``current`` ends the portal session when the patron has been idle too long,
 when their password changed since, or when standing no longer lets them sign in.
 """
 
@@ -23,6 +23,9 @@ STAMP = "portal_stamp"
 CENTER = "portal_center_id"
 SEEN = "portal_seen"
 KEYS = (PATRON, LIBRARY, STAMP, CENTER, SEEN)
+# The "last seen" time is rewritten only once it is this old, so the idle limit counts from the last
+# request to the minute: a session may end up to this much before the limit is reached.
+SEEN_PRECISION_SECONDS = 60
 
 
 class Ended(StrEnum):
@@ -66,5 +69,7 @@ def current(request: HttpRequest, library: Library) -> tuple[credentials.PortalS
     if found is None:
         end(request)
         return None, Ended.REVOKED
-    request.session[SEEN] = now
+    if now - seen >= SEEN_PRECISION_SECONDS:
+        # "Last seen" to the minute: a patron clicking through pages does not rewrite the session each time.
+        request.session[SEEN] = now
     return found, Ended.NONE

@@ -19,7 +19,7 @@ from patronage.libraries.models import Branch
 from patronage.patrons.models import Patron
 from patronage.resources import queries as catalog
 from patronage.resources.models import Resource, ResourceType
-from patronage.resources.rules import in_service_until, is_authorized, visible_in_portal
+from patronage.resources.rules import TypeNode, in_service_until, is_authorized, visible_in_portal
 
 from . import rules
 from .models import CenterPolicy, Occupancy, Reservation
@@ -490,7 +490,7 @@ def free_counts_by_type(center: Branch, starts_at: dt.datetime, ends_at: dt.date
     return result
 
 
-# --- one resource ---------------------------------------------------------------------------------------
+# --- one resource, or many at once ------------------------------------------------------------------------
 
 
 def why_not(
@@ -505,23 +505,183 @@ def why_not(
 
     Codes: ``resource_booked``, ``resource_buffer``, ``resource_out_of_service``, ``type_units_unavailable``
     (every unit is promised to "one of this type" holds), ``not_authorized_for_resource_type`` (with a
-    patron), ``resource_hidden`` (for the portal) and ``outside_open_hours``.
+    patron), ``resource_hidden`` (for the portal) and ``outside_open_hours``. ``why_not_many`` of one.
     """
-    center = resource.center
-    library = center.library
-    policy = policy_for(center)
-    found: list[Reason] = []
-    for which, instant in (("pickup", starts_at), ("return", ends_at)):
-        if not rules.is_open_at(policy.open_hours, instant.astimezone(ZoneInfo(library.time_zone))):
-            found.append(
-                Reason(Code.OUTSIDE_OPEN_HOURS, f"The center is closed at the {which} time.", {"which": which})
-            )
-    nodes = catalog.type_nodes(resource.library_id)
-    authorized: set[int] = set()
-    if patron is not None:
-        authorized = catalog.authorized_type_ids(patron.pk, starts_at.astimezone(ZoneInfo(library.time_zone)).date())
-    kit = resource
-    everything = [kit, *catalog.with_parts([kit])[kit.pk]]
+    return why_not_many([resource], starts_at, ends_at, patron=patron, portal=portal)[resource.pk]
+
+
+def _parts_of(resources: Sequence[Resource]) -> dict[int, list[Resource]]:
+    """``resources.queries.with_parts`` for all of them at once: one statement per level of nesting."""
+    found: dict[int, list[Resource]] = {r.pk: [] for r in resources}
+    seen: dict[int, set[int]] = {r.pk: {r.pk} for r in resources}
+    roots: dict[int, set[int]] = {r.pk: {r.pk} for r in resources}  # a resource's id -> the kits it is in
+    level = list(roots)
+    while level:
+        parts = list(Resource.objects.filter(contained_in_id__in=level).select_related("resource_type"))
+        below: dict[int, set[int]] = {}
+        for part in parts:
+            assert part.contained_in_id is not None  # noqa: S101 - filtered on it
+            for kit in roots.get(part.contained_in_id, ()):
+                if part.pk not in seen[kit]:
+                    seen[kit].add(part.pk)
+                    found[kit].append(part)
+                    below.setdefault(part.pk, set()).add(kit)
+        roots = below
+        level = list(below)
+    return found
+
+
+def _closed_in(
+    rows: Sequence[Booking], start: dt.datetime, end: dt.datetime, type_ids: Iterable[int]
+) -> tuple[list[Booking], bool]:
+    """``bookings_closed`` answered from ``rows`` already read (a closed read over a window holding this
+    one): the same rows, widened the same way."""
+    types = set(type_ids)
+    mine = [b for b in rows if b.resource_type_id in types]
+
+    def overlapping(low: dt.datetime, high: dt.datetime) -> list[Booking]:
+        return [b for b in mine if b.blocked_from < high and b.blocked_until > low]
+
+    low, high = start, end
+    busy = overlapping(low, high)
+    for _ in range(MAX_WIDENINGS):
+        chains = _chains(busy, start, end).values()
+        wider = (min([low, *(s for s, _ in chains)]), max([high, *(e for _, e in chains)]))
+        if wider == (low, high):
+            return busy, True
+        low, high = wider
+        busy = overlapping(low, high)
+    return busy, False
+
+
+@dataclass
+class _Kit:
+    """One resource asked about, with its parts, their blocked spans and the rows that matter to it."""
+
+    kit: Resource
+    everything: list[Resource]
+    types: dict[int, ResourceType]
+    spans: dict[int, tuple[dt.datetime, dt.datetime]]
+    busy: list[Booking]
+    closed: bool
+    clashes: dict[int, Booking]
+
+
+def why_not_many(
+    resources: Sequence[Resource],
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    *,
+    patron: Patron | None = None,
+    portal: bool = False,
+) -> dict[int, list[Reason]]:
+    """``why_not`` for each of several resources (the portal's list of a type's items): {resource id:
+    reasons}, each exactly what ``why_not`` gives for it alone.
+
+    What ``why_not`` reads is read once for all of them, so the number of statements does not grow with the
+    number of resources: per center its policy, per library its type tree and the patron's authorizations,
+    the kits' parts (one statement per level of nesting), the busy rows of every type involved over the
+    widest span (widened as ``bookings_closed`` does), the spans of the reservations that clash, and the
+    center's units. Each resource is then judged on the rows its own question would have read.
+    """
+    result: dict[int, list[Reason]] = {r.pk: [] for r in resources}
+    if not resources:
+        return result
+    parts = _parts_of(resources)
+    by_center: dict[int, list[Resource]] = {}
+    for resource in resources:
+        by_center.setdefault(resource.center_id, []).append(resource)
+    nodes: dict[int, dict[int, TypeNode]] = {}
+    authorized: dict[tuple[int, dt.date], set[int]] = {}
+    for center_id, kits in by_center.items():
+        center = kits[0].center
+        library = center.library
+        zone = ZoneInfo(library.time_zone)
+        policy = policy_for(center)
+        closed_at = [
+            Reason(Code.OUTSIDE_OPEN_HOURS, f"The center is closed at the {which} time.", {"which": which})
+            for which, instant in (("pickup", starts_at), ("return", ends_at))
+            if not rules.is_open_at(policy.open_hours, instant.astimezone(zone))
+        ]
+        for kit in kits:
+            if kit.library_id not in nodes:
+                nodes[kit.library_id] = catalog.type_nodes(kit.library_id)
+        day = starts_at.astimezone(zone).date()
+        if patron is not None and (patron.pk, day) not in authorized:
+            authorized[patron.pk, day] = catalog.authorized_type_ids(patron.pk, day)
+        mine = authorized.get((patron.pk, day), set()) if patron is not None else set()
+        judged = [_judge_kit(kit, parts[kit.pk], starts_at, ends_at) for kit in kits]
+        all_types = {t: kind for k in judged for t, kind in k.types.items()}
+        window = (
+            min(s for k in judged for s, _ in k.spans.values()),
+            max(e for k in judged for _, e in k.spans.values()),
+        )
+        busy, closed = bookings_closed(start=window[0], end=window[1], center_id=center_id, type_ids=list(all_types))
+        for k in judged:
+            kit_window = (min(s for s, _ in k.spans.values()), max(e for _, e in k.spans.values()))
+            if closed:
+                k.busy, k.closed = _closed_in(busy, *kit_window, k.types)
+            else:  # the shared read gave up widening: this kit's own read may not (rare)
+                k.busy, k.closed = bookings_closed(
+                    start=kit_window[0], end=kit_window[1], center_id=center_id, type_ids=list(k.types)
+                )
+            for item in k.everything:
+                start, end = k.spans[item.pk]
+                clashes = [
+                    b for b in k.busy if b.resource_id == item.pk and b.blocked_from < end and b.blocked_until > start
+                ]
+                if clashes:
+                    k.clashes[item.pk] = min(clashes, key=lambda b: (b.blocked_from, b.reservation_id))
+        # The reservations' own spans (booked or only in the buffer), one statement for every clash.
+        filled = {b.reservation_id: b for b in with_spans([b for k in judged for b in k.clashes.values()])}
+        units: list[tuple[int, int, dt.datetime | None]] | None = None
+        for k in judged:
+            found = list(closed_at)
+            kit = k.kit
+            for item in k.everything:
+                label = str(item) if item is kit else f"{item}, part of {kit}"
+                if not in_service_until(item.out_of_service_from, k.spans[item.pk][1]):
+                    found.append(
+                        Reason(
+                            Code.RESOURCE_OUT_OF_SERVICE, f"{label} is out of service.", {"resource_id": str(item.pk)}
+                        )
+                    )
+                if item.pk in k.clashes:
+                    clash = filled[k.clashes[item.pk].reservation_id]
+                    found.append(conflict_reason(label, item.pk, clash, starts_at, ends_at, library.time_zone))
+                # Parts go with the kit: the kit's type decides whether the portal may book them.
+                if portal and item is kit and not visible_in_portal(kit.resource_type_id, nodes[kit.library_id]):
+                    found.append(Reason(Code.RESOURCE_HIDDEN, f"{label} cannot be reserved in the portal."))
+                if patron is not None and not is_authorized(item.resource_type_id, nodes[kit.library_id], mine):
+                    found.append(
+                        Reason(
+                            Code.NOT_AUTHORIZED_FOR_RESOURCE_TYPE,
+                            f"{k.types[item.resource_type_id].name} needs an authorization the patron does not hold.",
+                            {"resource_type_id": str(item.resource_type_id)},
+                        )
+                    )
+            blocking = {Code.RESOURCE_BOOKED, Code.RESOURCE_BUFFER, Code.RESOURCE_OUT_OF_SERVICE}
+            if not any(r.code in blocking for r in found):
+                if units is None:
+                    units = catalog.center_units(center_id, all_types)
+                for type_id, kind in k.types.items():
+                    new = [(i.pk, k.spans[i.pk]) for i in k.everything if i.resource_type_id == type_id]
+                    held, holds = unit_view(type_id, units, k.busy, new)
+                    if not k.closed or not rules.holds_fit(held, holds, [s for _, s in new]).ok:
+                        found.append(
+                            Reason(
+                                Code.TYPE_UNITS_UNAVAILABLE,
+                                f"Every {kind.name} unit is already promised for this time.",
+                                {"resource_type_id": str(type_id)},
+                            )
+                        )
+            result[kit.pk] = found
+    return result
+
+
+def _judge_kit(kit: Resource, parts: list[Resource], starts_at: dt.datetime, ends_at: dt.datetime) -> _Kit:
+    """A kit with its parts and each one's blocked span (the wider of its own and the kit's buffers)."""
+    everything = [kit, *parts]
     types = {r.resource_type_id: r.resource_type for r in everything}
     spans: dict[int, tuple[dt.datetime, dt.datetime]] = {}
     for item in everything:
@@ -529,45 +689,7 @@ def why_not(
         before = max(kind.buffer_before_minutes, kit.resource_type.buffer_before_minutes)
         after = max(kind.buffer_after_minutes, kit.resource_type.buffer_after_minutes)
         spans[item.pk] = rules.blocked_span(starts_at, ends_at, before, after)
-    window = (min(s for s, _ in spans.values()), max(e for _, e in spans.values()))
-    busy, closed = bookings_closed(start=window[0], end=window[1], center_id=center.pk, type_ids=list(types))
-    for item in everything:
-        label = str(item) if item is kit else f"{item}, part of {kit}"
-        start, end = spans[item.pk]
-        if not in_service_until(item.out_of_service_from, end):
-            found.append(
-                Reason(Code.RESOURCE_OUT_OF_SERVICE, f"{label} is out of service.", {"resource_id": str(item.pk)})
-            )
-        clash = next(
-            (b for b in busy if b.resource_id == item.pk and b.blocked_from < end and b.blocked_until > start), None
-        )
-        if clash is not None:
-            found.append(conflict_reason(label, item.pk, clash, starts_at, ends_at, library.time_zone))
-        # Parts go with the kit: the kit's type decides whether the portal may book them.
-        if portal and item is kit and not visible_in_portal(kit.resource_type_id, nodes):
-            found.append(Reason(Code.RESOURCE_HIDDEN, f"{label} cannot be reserved in the portal."))
-        if patron is not None and not is_authorized(item.resource_type_id, nodes, authorized):
-            found.append(
-                Reason(
-                    Code.NOT_AUTHORIZED_FOR_RESOURCE_TYPE,
-                    f"{types[item.resource_type_id].name} needs an authorization the patron does not hold.",
-                    {"resource_type_id": str(item.resource_type_id)},
-                )
-            )
-    if not any(r.code in {Code.RESOURCE_BOOKED, Code.RESOURCE_BUFFER, Code.RESOURCE_OUT_OF_SERVICE} for r in found):
-        units = catalog.center_units(center.pk, types)
-        for type_id, kind in types.items():
-            new = [(i.pk, spans[i.pk]) for i in everything if i.resource_type_id == type_id]
-            mine, holds = unit_view(type_id, units, busy, new)
-            if not closed or not rules.holds_fit(mine, holds, [s for _, s in new]).ok:
-                found.append(
-                    Reason(
-                        Code.TYPE_UNITS_UNAVAILABLE,
-                        f"Every {kind.name} unit is already promised for this time.",
-                        {"resource_type_id": str(type_id)},
-                    )
-                )
-    return found
+    return _Kit(kit, everything, types, spans, [], False, {})
 
 
 def conflict_reason(

@@ -7,7 +7,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from patronage.blocks import services as blocks
 from patronage.core import clock
@@ -167,6 +169,22 @@ def test_specific_items_show_each_resource_free_or_why_not(client: Client, world
     nikon = page[page.index("Nikon D750") :]
     assert "Free" in nikon[:200]
     assert "Annex camera" not in page  # another center's
+
+
+def test_the_items_list_costs_the_same_however_many_items_are_busy(
+    client: Client, world: SimpleNamespace, django_assert_max_num_queries: Any
+) -> None:
+    save_details(client)
+    items = {"type": world.cables.pk, "items": "1"}
+    book_for_someone_else(world, world.cable_units[0])
+    with CaptureQueriesContext(connection) as one_busy:
+        assert text(client.get(NEW, items)).count("Not free") == 1
+    for unit in world.cable_units[1:10]:
+        book_for_someone_else(world, unit)
+    with django_assert_max_num_queries(len(one_busy.captured_queries)):
+        page = text(client.get(NEW, items))
+    assert page.count("Not free") == 10
+    assert page.count("is booked 2027-05-10 09:00-13:00") == 10
 
 
 def test_reserve_one_of_a_type_shows_the_free_count(client: Client, world: SimpleNamespace) -> None:

@@ -542,17 +542,21 @@ class NewReservationView(BookingView):
                 context["free_units"] = found.free_units if found else None
                 if context["items"]:
                     free_ids = {r.pk for r in found.free_resources} if found else set()
-                    rows = []
-                    for resource in catalog.portal_resources(shown, self.place.pk, type_ids=[kind.pk]):
+                    listed = catalog.portal_resources(shown, self.place.pk, type_ids=[kind.pk])
+                    for resource in listed:
                         resource.center = self.place  # it is (the query filters on it): not read again per row
-                        row: dict[str, Any] = {"resource": resource, "free": None, "reasons": []}
-                        if span:
-                            row["free"] = resource.pk in free_ids
-                            if not row["free"]:
-                                patron = self.signed_in().patron
-                                row["reasons"] = availability.why_not(resource, *span, patron=patron, portal=True)
-                        rows.append(row)
-                    context["rows"] = rows
+                    # Why each busy one is not free, read once for all of them (not once per resource).
+                    busy = [r for r in listed if r.pk not in free_ids]
+                    patron = self.signed_in().patron
+                    why = availability.why_not_many(busy, *span, patron=patron, portal=True) if span and busy else {}
+                    context["rows"] = [
+                        {
+                            "resource": resource,
+                            "free": resource.pk in free_ids if span else None,
+                            "reasons": why.get(resource.pk, []),
+                        }
+                        for resource in listed
+                    ]
             return context
         if keyword:
             return {
