@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .measure import load_text
+
 RESULTS_DIR = Path(__file__).with_name("results")
 SEED = 20261201
 LIBRARY_CODE = "bench-lending"
@@ -529,13 +531,6 @@ def statements_per_call(workload: Any, key: Any) -> dict[str, int]:
 # --- the run -----------------------------------------------------------------------------------------------
 
 
-def _load() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.lending", description=__doc__)
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
@@ -594,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rows: reservations {summary.reservations:,}, occupancy {summary.occupancies:,} ({summary.active:,} active)")
     env = _environment(0)
     env.pop("patrons", None)
-    env["load_before"] = _load()
+    env["load_before"] = load_text()
     for key, value in env.items():
         print(f"  {key:12} {value}")
 
@@ -623,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         result["statements"] = counts
         result["app_cpu"] = cpu_per_call(workload, args.series_calls if writes else args.calls, args.seed + index)
         result["plans"] = plans
-        result["load_after"] = _load()
+        result["load_after"] = load_text()
         results[workload.key] = result
         print(f"  floor  {_fmt(result['floor'])}")
         print(f"  app    {_fmt(result['app'])}")

@@ -23,7 +23,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from .measure import cpu_seconds, database_cpu_seconds, free_port, load_text
 
 RESULTS_DIR = Path(__file__).with_name("results")
 LOCUSTFILE = Path(__file__).with_name("portal_locust.py")
@@ -57,13 +58,6 @@ def _workers() -> int:
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     return 2 * cores + 1
-
-
-def _load() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
 
 
 # --- data --------------------------------------------------------------------------------------------------
@@ -234,12 +228,6 @@ def _world(library_id: int, made_in: float | None) -> dict[str, Any]:
 # --- the server and the load -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def server_env(url: str, var_dir: Path, workers: int) -> dict[str, str]:
     """Production settings: DEBUG off, a real secret key, persistent connections, whitenoise's manifest."""
     env = {k: v for k, v in os.environ.items() if k not in {"PATRONAGE_TESTING", "DEBUG"}}
@@ -269,38 +257,6 @@ def _wait_ready(base: str, library: str, server: subprocess.Popen[bytes], timeou
             pass
         time.sleep(0.5)
     raise SystemExit("patronage serve did not answer in time")
-
-
-def _proc_cpu(pid: str) -> float:
-    """User + system CPU seconds of one process so far (Linux /proc; threads included), 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """The CPU of gunicorn's master and its workers so far."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    workers = children.read_text().split() if children.exists() else []
-    return sum(_proc_cpu(p) for p in [str(pid), *workers])
-
-
-def _database_cpu_seconds(database: str) -> float:
-    """The CPU so far of the PostgreSQL client backends serving ``database`` (the server runs on this machine;
-    autovacuum left out)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-            except OSError:
-                continue
-            client = title.startswith(b"postgres: ") and b"autovacuum" not in title
-            if client and f" {database} ".encode() in title + b" ":
-                total += _proc_cpu(entry.name)
-    return total
 
 
 def _lines(path: Path) -> int:
@@ -364,7 +320,7 @@ def run_load(
     subprocess.run(
         [sys.executable, "-m", "django", "collectstatic", "--noinput", "-v0"], env=env, check=True
     )  # fmt: skip
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     patronage = Path(sys.executable).with_name("patronage")
     command = [str(patronage)] if patronage.exists() else [sys.executable, "-m", "patronage.cli"]
@@ -380,11 +336,11 @@ def run_load(
         config = work_dir / "config.json"
         config.write_text(json.dumps({**world, "wait": list(wait), "visits": visits, "rounds": rounds}))
         prefix = work_dir / "locust"
-        load_before = _load()
+        load_before = load_text()
         served_before = _lines(work_dir / "access.log")
-        cpu_before = _cpu_seconds(server.pid)
+        cpu_before = cpu_seconds(server.pid)
         database = urlparse(url).path.lstrip("/") if url.startswith("postgres") else ""
-        db_before = _database_cpu_seconds(database) if database else 0.0
+        db_before = database_cpu_seconds(database) if database else 0.0
         locust_env = {**os.environ, "PORTAL_BENCH_CONFIG": str(config)}
         started = time.perf_counter()
         done = subprocess.run(
@@ -396,9 +352,9 @@ def run_load(
             env=locust_env, capture_output=True, text=True, check=False,
         )  # fmt: skip
         elapsed = time.perf_counter() - started
-        load_after = _load()
-        server_cpu = _cpu_seconds(server.pid) - cpu_before
-        db_cpu = _database_cpu_seconds(database) - db_before if database else None
+        load_after = load_text()
+        server_cpu = cpu_seconds(server.pid) - cpu_before
+        db_cpu = database_cpu_seconds(database) - db_before if database else None
         served = _lines(work_dir / "access.log") - served_before
     finally:
         server.terminate()
@@ -503,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-portal-") as work:
         print(f"load: {users} patrons, think time {wait[0]:g}-{wait[1]:g} s, "
               + (f"{visits} visits each (at most {duration} s), " if visits else f"{duration} s measured, ")
-              + f"{rounds} rounds per sign-in, {workers} gunicorn workers; load average {_load()}")  # fmt: skip
+              + f"{rounds} rounds per sign-in, {workers} gunicorn workers; load average {load_text()}")  # fmt: skip
         result = run_load(
             url=url, world=world, users=users, duration=duration, workers=workers, wait=wait,
             work_dir=Path(work), spawn_rate=spawn_rate, visits=visits, rounds=rounds,

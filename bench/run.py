@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from .measure import load_averages
+
 RESULTS_DIR = Path(__file__).with_name("results")
 # Targets of the foundation issue, at 1 M patrons on PostgreSQL (p95, milliseconds; ratio to the floor's p95).
 TARGETS: dict[str, dict[str, float]] = {
@@ -89,7 +91,7 @@ def _environment(patrons: int) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "git_commit": _git_commit(),
-        "load_average": _load(),
+        "load_average": load_averages(),
     }
     try:
         import psycopg
@@ -98,14 +100,6 @@ def _environment(patrons: int) -> dict[str, Any]:
     except ImportError:
         pass
     return env
-
-
-def _load() -> list[float]:
-    """The 1-, 5- and 15-minute load averages: the machine may be shared, and the figures depend on it."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
 
 
 def _git_commit() -> str:
@@ -256,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         built = [w for w in built if w.key in args.only]
     results: dict[str, Any] = {}
     for index, workload in enumerate(built):
-        print(f"\n{workload.title}  ({len(workload.keys):,} keys; load average {_load()})")
+        print(f"\n{workload.title}  ({len(workload.keys):,} keys; load average {load_averages()})")
         plans = workloads.query_plans(workload, workload.keys[0])
         mismatches = workloads.same_answers(workload, workload.keys[:50])
         for side in ("floor", "app"):
@@ -273,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=seed + index,
         )
         result["plans"] = plans
-        result["load_average_after"] = _load()
+        result["load_average_after"] = load_averages()
         result["answer_mismatches"] = mismatches
         results[workload.key] = result
         print(f"  floor  {_fmt(result['floor'])}")

@@ -30,61 +30,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from .measure import (
+    barcode_floor,
+    cpu_per_request,
+    cpu_seconds,
+    database_cpu_seconds,
+    free_port,
+    load_averages,
+    stats_ms,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_sip2_1000000"
 DATE = "20261122    120000"
-
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def _stats(values: list[float]) -> dict[str, float]:
-    return {k: round(_pct(values, p) * 1000, 3) for k, p in (("p50_ms", 50), ("p95_ms", 95), ("p99_ms", 99))}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children so far (Linux /proc): the work per request,
-    whatever the load."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    pids = [pid] + [int(p) for p in children.read_text().split()] if children.exists() else [pid]
-    total = 0
-    for one in pids:
-        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _database_cpu_seconds(database: str) -> float:
-    """User + system CPU so far of the PostgreSQL client backends serving ``database`` (Linux /proc; the bench
-    runs on the database's machine): the database's share of the work, read the same way as the server's.
-    Autovacuum workers are left out; the WAL writer and checkpointer are not per database and not counted."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ") + b" "
-            if f" {database} ".encode() not in title or b"autovacuum" in title:  # client backends only
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _read(sock: socket.socket) -> bytes:
@@ -167,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         data={"name": login, "login": login, "protocols": ["sip2"], "allowed_networks": "127.0.0.1"},
     )  # fmt: skip
     started_at = datetime.now(UTC)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PATRONAGE_SIP2_MAX_CONNECTIONS": str(args.clients + 8), "CONN_MAX_AGE": "0",
            "PATRONAGE_SIP2_PREPARED_STATEMENTS": "1" if args.prepared else ""}  # fmt: skip
     server = subprocess.Popen(
@@ -178,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         assert server.stdout is not None
         print(server.stdout.readline().strip())
         address = ("127.0.0.1", port)
-        load_before = _load()
+        load_before = load_averages()
         # Warm-up: every client connects and asks a few times (connections, plans, caches).
         warm: list[float] = []
         errors: list[str] = []
@@ -193,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             t.join()
         timings: list[float] = []
-        cpu_before = _cpu_seconds(server.pid)
-        db_before = _database_cpu_seconds(database)
+        cpu_before = cpu_seconds(server.pid)
+        db_before = database_cpu_seconds(database)
         own_before = time.process_time()
         finished, release = threading.Barrier(args.clients + 1), threading.Event()
         threads = [
@@ -220,10 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             t.start()
         finished.wait(600)  # every client has sent its last request and is still connected
         wall = time.perf_counter() - t0
-        server_cpu = _cpu_seconds(server.pid) - cpu_before
-        db_cpu = _database_cpu_seconds(database) - db_before
+        server_cpu = cpu_seconds(server.pid) - cpu_before
+        db_cpu = database_cpu_seconds(database) - db_before
         generator_cpu = time.process_time() - own_before
-        load_after = _load()
+        load_after = load_averages()
         release.set()
         for t in threads:
             t.join()
@@ -231,20 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         server.terminate()
         server.wait(30)
     # The floor: the raw barcode lookup, one connection, the same barcodes.
-    floor: list[float] = []
     sql = (
         "SELECT p.* FROM patrons_barcode b JOIN patrons_patron p ON p.id = b.patron_id "
         "WHERE b.library_id = %s AND b.number = %s AND b.is_active"
     )
-    rng = random.Random(3)
     with connection.cursor() as cursor:
-        for i in range(len(timings) // 4 + 200):
-            number = rng.choice(barcodes)
-            started = time.perf_counter()
-            cursor.execute(sql, [library_id, number])
-            cursor.fetchall()
-            if i >= 200:
-                floor.append(time.perf_counter() - started)
+        floor = barcode_floor(cursor, sql, library_id, barcodes, len(timings) // 4)
     AuditEvent.objects.filter(channel="sip2", at__gte=started_at, library_id=library_id).delete()
     ProtocolClient.objects.filter(pk=client.pk).delete()
     patrons = 0
@@ -262,13 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         "errors": len(errors),
         "wall_s": round(wall, 3),
         "requests_per_s": round(len(timings) / wall, 1),
-        "sip2": _stats(timings),
-        "server_cpu_ms_per_request": round(server_cpu / max(len(timings), 1) * 1000, 3),
-        "database_cpu_ms_per_request": round(db_cpu / max(len(timings), 1) * 1000, 3),
-        # The load generator (this process's client threads) competes for the same cores.
-        "load_generator_cpu_ms_per_request": round(generator_cpu / max(len(timings), 1) * 1000, 3),
-        "load_generator_cpu_share": round(generator_cpu / max(wall * (os.cpu_count() or 1), 0.001), 3),
-        "raw_sql_lookup": _stats(floor),
+        "sip2": stats_ms(timings),
+        **cpu_per_request(server_cpu, db_cpu, generator_cpu, len(timings), wall),
+        "raw_sql_lookup": stats_ms(floor),
         "cpus": os.cpu_count(),
         "load_before": load_before,
         "load_after": load_after,

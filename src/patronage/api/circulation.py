@@ -23,9 +23,9 @@ from patronage.reservations.models import Reservation
 from patronage.resources.access import center_for_staff, for_staff
 
 from .idempotency import idempotent
-from .lending import DESK, _full, _int, _reservation, _scope
+from .lending import DESK, _full, _reservation
 from .serializers import ReservationSerializer
-from .views import COMMON_ERRORS, _body, actor_of, paged
+from .views import COMMON_ERRORS, _body, _int, _one_of, _scope, actor_of, paged
 
 # --- shapes ------------------------------------------------------------------------------------------------
 
@@ -153,10 +153,7 @@ class CheckoutListView(APIView):
             rows = rows.filter(center_id=place)
         if (patron := _int(request, "patron")) is not None:
             rows = rows.filter(patron_id=patron)
-        state = request.query_params.get("state", "").strip()
-        if state:
-            if state not in Checkout.State.values:
-                raise FieldError("state", f"Use one of {', '.join(Checkout.State.values)}.")
+        if state := _one_of(request, "state", Checkout.State.values):
             rows = rows.filter(state=state)
         rows = rows.order_by("due_at", "id").prefetch_related(*_LOADED)
         return paged(self, request, rows, CheckoutSerializer)

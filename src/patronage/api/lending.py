@@ -31,26 +31,10 @@ from patronage.resources.models import Authorization, Resource, ResourceType
 from . import serializers as s
 from .errors import ProblemResponse, problem
 from .idempotency import idempotent
-from .views import COMMON_ERRORS, _body, _library_id, actor_of, paged
+from .views import COMMON_ERRORS, _body, _int, _library_id, _one_of, _scope, actor_of, paged
 
 MANAGE = Permission.MANAGE_RESOURCES
 DESK = Permission.CHECK_OUT
-
-
-def _scope(request: Request, permission: Permission) -> list[int]:
-    """The caller's libraries with ``permission``, or the one named by ``?library=``."""
-    if request.query_params.get("library"):
-        return [_library_id(request, request.query_params["library"], permission)]
-    return list(libraries_with(request.user, permission))
-
-
-def _int(request: Request, name: str) -> int | None:
-    text = request.query_params.get(name, "").strip()
-    if not text:
-        return None
-    if not text.isdigit():
-        raise FieldError(name, "Give a number (an id).")
-    return int(text)
 
 
 # --- resource types ---------------------------------------------------------------------------------------
@@ -308,10 +292,7 @@ class ReservationListView(APIView):
             rows = rows.filter(center_id=place)
         if (patron := _int(request, "patron")) is not None:
             rows = rows.filter(patron_id=patron)
-        state = request.query_params.get("state", "").strip()
-        if state:
-            if state not in {x.value for x in State}:
-                raise FieldError("state", f"Use one of {', '.join(x.value for x in State)}.")
+        if state := _one_of(request, "state", [x.value for x in State]):
             rows = rows.filter(state=state)
         for name, lookup in (("from", "ends_at__gt"), ("to", "starts_at__lt")):
             if request.query_params.get(name):

@@ -21,8 +21,7 @@ from patronage.tickets.queries import WORK, staff_tickets
 from patronage.tickets.rules import COMMENT_MAX, State
 
 from .idempotency import idempotent
-from .lending import _int, _scope
-from .views import COMMON_ERRORS, _body, actor_of, paged
+from .views import COMMON_ERRORS, _body, _int, _one_of, _scope, actor_of, paged
 
 # --- shapes ------------------------------------------------------------------------------------------------
 
@@ -104,9 +103,7 @@ class TicketListView(APIView):
         responses={200: TicketSerializer(many=True), **COMMON_ERRORS},
     )  # fmt: skip
     def get(self, request: Request) -> Response:
-        state = request.query_params.get("state", "").strip()
-        if state and state not in {s.value for s in State}:
-            raise FieldError("state", f"Use one of {', '.join(s.value for s in State)}.")
+        state = _one_of(request, "state", [s.value for s in State])
         rows = staff_tickets(
             _scope(request, WORK), center=_int(request, "center"), state=state or None,
             assignee=_int(request, "assignee"),

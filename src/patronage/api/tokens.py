@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -11,16 +10,13 @@ from django.db import transaction
 
 from patronage.core import audit, clock
 from patronage.core.errors import FieldError, NotFound
+from patronage.core.tokens import digest
 
 from .models import ApiToken
 
 TOKEN_PREFIX = "pat_"  # noqa: S105 - a public marker, not a secret
 # Last-used times are written at most this often, so busy clients do not write on every call.
 _LAST_USED_RESOLUTION = dt.timedelta(minutes=5)
-
-
-def digest(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def create_token(*, user: AbstractBaseUser, name: str, expires_at: dt.datetime | None,

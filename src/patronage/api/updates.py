@@ -21,8 +21,7 @@ from patronage.libraries.permissions import Permission
 from patronage.updates import rules, services
 from patronage.updates.models import AccessOptions, PostalCode, UpdateRequest
 
-from .lending import _int, _scope
-from .views import COMMON_ERRORS, _body, _library_id, actor_of, paged
+from .views import COMMON_ERRORS, _body, _int, _library_id, _scope, actor_of, paged
 
 EDIT = Permission.EDIT_PATRON
 CONFIGURE = Permission.CONFIGURE_LIBRARY

@@ -3,6 +3,7 @@ through a domain service, inside its transaction, with the same rules as the sta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Prefetch, prefetch_related_objects
@@ -225,6 +226,30 @@ def _library_id(request: Request, value: object, permission: Permission) -> int:
     if match is None:
         raise NotFound(f"No library {text[:40]!r} where you may {permission.label.split(' - ')[-1].lower()}.")
     return match
+
+
+def _scope(request: Request, permission: Permission) -> list[int]:
+    """The caller's libraries with ``permission``, or the one named by ``?library=``."""
+    if request.query_params.get("library"):
+        return [_library_id(request, request.query_params["library"], permission)]
+    return list(libraries_with(request.user, permission))
+
+
+def _int(request: Request, name: str) -> int | None:
+    text = request.query_params.get(name, "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise FieldError(name, "Give a number (an id).")
+    return int(text)
+
+
+def _one_of(request: Request, name: str, values: Sequence[str]) -> str:
+    """The query parameter ``name``, stripped: empty when not given, else one of ``values``."""
+    text = request.query_params.get(name, "").strip()
+    if text and text not in values:
+        raise FieldError(name, f"Use one of {', '.join(values)}.")
+    return text
 
 
 class PatronDetailView(APIView):

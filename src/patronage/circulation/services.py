@@ -459,6 +459,12 @@ def run_job(name: str, *, now: dt.datetime | None = None) -> list[int]:
     actor = audit.Actor.system()
     started = clock.now()
     result = JOBS[name](actor=actor, now=now)
+    record_job_run(name, started, result)
+    return result
+
+
+def record_job_run(name: str, started: dt.datetime, result: list[int]) -> None:
+    """Note that the scheduled job ``name`` ran from ``started`` until now and what it did (shown on the jobs page)."""
     try:
         with transaction.atomic():
             JobRun.objects.get_or_create(name=name)
@@ -470,4 +476,3 @@ def run_job(name: str, *, now: dt.datetime | None = None) -> list[int]:
         run.last_outcome = {"count": len(result), "ids": result[:100]}
         run.runs += 1
         run.save()
-    return result

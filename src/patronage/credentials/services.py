@@ -9,12 +9,10 @@ one allowance.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import os
 import re
 import secrets
-from base64 import urlsafe_b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,9 +23,8 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
-from django.utils.crypto import salted_hmac
 
-from patronage.core import audit, clock, rows, throttle
+from patronage.core import audit, clock, rows, throttle, tokens
 from patronage.core.errors import Conflict, DomainError, Refused, ValidationFailed
 from patronage.core.models import AuditEvent
 from patronage.core.values import flag
@@ -417,12 +414,7 @@ def checkout_centers(patron: Patron) -> list[Branch]:
 
 
 def _token(salt: str) -> str:
-    mac = salted_hmac(_TOKEN_SALT, salt, algorithm="sha256").digest()
-    return urlsafe_b64encode(mac).decode("ascii").rstrip("=")
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+    return tokens.salted_token(_TOKEN_SALT, salt)
 
 
 def issue_link(patron: Patron, purpose: str = PasswordLink.Purpose.SET) -> tuple[PasswordLink, str]:
@@ -433,7 +425,12 @@ def issue_link(patron: Patron, purpose: str = PasswordLink.Purpose.SET) -> tuple
     salt = secrets.token_hex(16)
     token = _token(salt)
     link = PasswordLink.objects.create(
-        patron=patron, purpose=purpose, salt=salt, digest=_digest(token), created_at=now, expires_at=now + LINK_LIFETIME
+        patron=patron,
+        purpose=purpose,
+        salt=salt,
+        digest=tokens.digest(token),
+        created_at=now,
+        expires_at=now + LINK_LIFETIME,
     )
     return link, token
 
@@ -492,9 +489,9 @@ def _usable_link(token: str, *, for_update: bool = False) -> PasswordLink:
     queryset = PasswordLink.objects.select_related("patron", "patron__library")
     if for_update:
         queryset = queryset.select_for_update(of=("self",))
-    link = queryset.filter(digest=_digest(token)).first() if 20 <= len(token) <= 100 else None
+    link = queryset.filter(digest=tokens.digest(token)).first() if 20 <= len(token) <= 100 else None
     # Compare again in constant time; the index lookup only narrows the search.
-    if link is None or not hmac.compare_digest(link.digest, _digest(token)):
+    if link is None or not hmac.compare_digest(link.digest, tokens.digest(token)):
         raise LinkInvalid(
             "This link is not valid. Check that you copied the whole link from the e-mail, or ask for a new one."
         )

@@ -14,19 +14,16 @@ Writing a feed takes a fixed number of queries whatever the patron holds (see ``
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
-from base64 import urlsafe_b64encode
 from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Prefetch, Q
-from django.utils.crypto import salted_hmac
 from icalendar import Calendar, Event
 
 from patronage.circulation.models import Checkout, CheckoutItem
-from patronage.core import audit, clock
+from patronage.core import audit, clock, tokens
 from patronage.core.errors import DomainError, FieldError
 from patronage.libraries.models import Branch, Library
 from patronage.outbox import services as outbox
@@ -59,12 +56,7 @@ def uid_domain() -> str:
 
 
 def token_of(feed: CalendarFeed) -> str:
-    mac = salted_hmac(_TOKEN_SALT, feed.salt, algorithm="sha256").digest()
-    return urlsafe_b64encode(mac).decode("ascii").rstrip("=")
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+    return tokens.salted_token(_TOKEN_SALT, feed.salt)
 
 
 # --- which centers offer the feed ---------------------------------------------------------------------------
@@ -100,7 +92,7 @@ def issue(*, actor: audit.Actor, patron: Patron) -> tuple[CalendarFeed, str]:
     salt = secrets.token_urlsafe(32)
     feed = CalendarFeed(patron=patron, salt=salt, created_at=now)
     token = token_of(feed)
-    feed.digest = _digest(token)
+    feed.digest = tokens.digest(token)
     feed.save()
     audit.record(
         actor, "calendar_feed.issued", library_id=patron.library_id, patron_id=patron.pk, feed=feed.pk,
@@ -123,7 +115,7 @@ def feed_for_token(token: str) -> CalendarFeed | None:
     if not token or len(token) > 100:
         return None
     return (
-        CalendarFeed.objects.filter(digest=_digest(token), revoked_at__isnull=True)
+        CalendarFeed.objects.filter(digest=tokens.digest(token), revoked_at__isnull=True)
         .select_related("patron", "patron__library")
         .first()
     )

@@ -24,6 +24,7 @@ from patronage.fines.models import Fee, Payment, Waiver
 from patronage.libraries.models import Library
 from patronage.patrons.models import Barcode, Patron, PatronType
 from patronage.standing import facts as standing_facts
+from patronage.standing import queries as standing_queries
 from patronage.standing import rules as standing_rules
 
 from . import rules
@@ -31,17 +32,6 @@ from .models import GroupMember, PatronGroup
 
 _CENT = Decimal("0.01")
 _ZERO = Value(Decimal("0"), output_field=DecimalField(max_digits=12, decimal_places=2))
-
-
-def _decimal(value: object) -> Decimal:
-    # SQLite sums decimal columns as floats; amounts have two places, so rounding to the cent is exact.
-    if isinstance(value, float):
-        return Decimal(repr(value)).quantize(_CENT)
-    return Decimal(str(value or 0)).quantize(_CENT)
-
-
-def _date(value: object) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
 @dataclass(frozen=True)
@@ -132,18 +122,19 @@ def member_rows(group_id: int, now: dt.datetime | None = None) -> list[MemberRow
         (pk, first, last, role, status, expires_on, type_name, fine_limit, currency, time_zone, barcode,
          fees, paid, waived, items_out, _blocked) = row[:16]  # fmt: skip
         found = {name: value or 0 for (name, _, _), value in zip(registered, row[16:], strict=True)}
-        balance = _decimal(fees) - _decimal(paid) - _decimal(waived)
+        balance = (
+            standing_queries.as_amount(fees) - standing_queries.as_amount(paid) - standing_queries.as_amount(waived)
+        )
         facts = standing_rules.PatronFacts(
             status=status,
-            expires_on=_date(expires_on),
+            expires_on=standing_queries.as_date(expires_on),
             today=now.astimezone(ZoneInfo(time_zone)).date(),
             has_active_barcode=barcode is not None,
             balance=balance,
-            fine_limit=_decimal(fine_limit),
+            fine_limit=standing_queries.as_amount(fine_limit),
             currency=currency,
             blocks=tuple(blocks.get(pk, ())),
-            overdue_owed=_decimal(found.get("overdue_owed", 0)),
-            late_checkouts=int(found.get("late_checkouts", 0)),
+            **standing_queries.registered_fields(found),
         )
         result.append(
             MemberRow(
@@ -180,7 +171,7 @@ class GroupSummary:
 
 def _sum(queryset: object) -> Decimal:
     value = queryset.aggregate(total=Coalesce(Sum("amount"), _ZERO))["total"]  # type: ignore[attr-defined]
-    return _decimal(value)
+    return standing_queries.as_amount(value)
 
 
 def group_balance(group_id: int) -> Decimal:

@@ -13,7 +13,6 @@ schema, and elements in schema order (the tests validate every response against 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET  # only for building our own output; requests go through defusedxml
 
@@ -225,11 +224,3 @@ def top_level_problem(p: NcipProblem) -> bytes:
     root = message()
     problem(root, p)
     return serialise(root)
-
-
-def iter_local(node: ET.Element, name: str) -> Iterator[ET.Element]:
-    return (c for c in node if local(c.tag) == name)
-
-
-def any_text(values: Iterable[str]) -> str:
-    return next((v for v in values if v), "")

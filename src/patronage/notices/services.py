@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 
-from patronage.circulation.models import Checkout, JobRun, OverdueInvoice
+from patronage.circulation import services as circulation
+from patronage.circulation.models import Checkout, OverdueInvoice
 from patronage.core import audit, clock
 from patronage.core.errors import ValidationFailed
 from patronage.core.values import flag
@@ -239,16 +240,6 @@ def run_job(*, now: dt.datetime | None = None) -> list[int]:
     """The scheduled job: queue the reminders and record the run (visible beside the lending jobs)."""
     started = clock.now()
     result = queue_reminders(now=now)
-    try:
-        with transaction.atomic():
-            JobRun.objects.get_or_create(name=JOB_NAME)
-    except IntegrityError:
-        pass  # another worker created the row a moment ago
-    with transaction.atomic():
-        run = JobRun.objects.select_for_update().get(name=JOB_NAME)
-        run.last_started_at, run.last_finished_at = started, clock.now()
-        run.last_outcome = {"count": len(result), "ids": result[:100]}
-        run.runs += 1
-        run.save()
+    circulation.record_job_run(JOB_NAME, started, result)
     log.info("reminder notices queued: %s", len(result))
     return result

@@ -8,7 +8,6 @@ attempt, good or bad, is written to the audit log.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import ipaddress
 import secrets
@@ -18,7 +17,7 @@ from typing import Any
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import QuerySet
 
-from patronage.core import audit, clock, rows, throttle
+from patronage.core import audit, clock, rows, throttle, tokens
 from patronage.core.errors import DomainError, NotFound, ValidationFailed
 from patronage.core.models import AuditEvent
 from patronage.libraries.models import Branch, Library
@@ -52,10 +51,6 @@ class ClientLocked(DomainError):
             f"Too many failed attempts for this client login or from this address; try again in "
             f"{self.retry_after_seconds} seconds or ask an administrator to check the client."
         )
-
-
-def digest(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def _new_secret() -> str:
@@ -194,7 +189,7 @@ def create_client(*, actor: audit.Actor, library: Library, data: Mapping[str, An
     try:
         with transaction.atomic():
             client = ProtocolClient.objects.create(
-                library=library, secret_digest=digest(raw), created_at=now, secret_set_at=now, **values
+                library=library, secret_digest=tokens.digest(raw), created_at=now, secret_set_at=now, **values
             )
             audit.record(actor, "protocol_client.create", library_id=library.pk, **_audit_detail(client))
     except IntegrityError:  # a concurrent create took the name or login between the check and the insert
@@ -220,7 +215,7 @@ def reset_secret(*, actor: audit.Actor, client: ProtocolClient) -> str:
     """A new secret for the client (the old one stops working at once); returned once, never stored."""
     raw = _new_secret()
     with transaction.atomic():
-        ProtocolClient.objects.filter(pk=client.pk).update(secret_digest=digest(raw), secret_set_at=clock.now())
+        ProtocolClient.objects.filter(pk=client.pk).update(secret_digest=tokens.digest(raw), secret_set_at=clock.now())
         audit.record(
             actor, "protocol_client.secret_reset", library_id=client.library_id,
             client_id=client.pk, client_name=client.name,
@@ -294,7 +289,7 @@ def authenticate_client(protocol: str, login: str, secret: str, address: str | N
     if lock is not None:
         _audit_use(None, protocol, login, address, "locked")
         raise ClientLocked(lock)
-    given = digest(secret or "")
+    given = tokens.digest(secret or "")
     if login:
         client = _client_by("login", login)
     else:

@@ -175,7 +175,8 @@ def _find(library_id: int, text: str, kind: IdentifierType) -> tuple[Patron | No
 
 def _around_statement(connection: BaseDatabaseWrapper, by_name: bool, emails: int) -> str:
     """The library's authorised types (kind 't') and the patron's possible duplicates (kind 'd', at most 20),
-    in one statement; the duplicate conditions are those of ``duplicates_of``."""
+    in one statement. A duplicate is another record of the library with the same name and birth date, or
+    the same e-mail address."""
     quote = connection.ops.quote_name
     patron, ptype = quote(Patron._meta.db_table), quote(PatronType._meta.db_table)
     sql = f"SELECT 't', t.id, t.name FROM {ptype} t WHERE t.library_id = %s AND t.may_use_ill"
@@ -210,11 +211,6 @@ def _around(patron: Patron) -> tuple[list[tuple[int, str]], list[int]]:
         rows = cursor.fetchall()
     types = [(int(pk), str(name)) for kind, pk, name in rows if kind == "t"]
     return types, [int(pk) for kind, pk, _ in rows if kind == "d"]
-
-
-def duplicates_of(patron: Patron) -> list[int]:
-    """Other records of the library with the same name and birth date, or the same e-mail address."""
-    return _around(patron)[1]
 
 
 def authorised_types(library_id: int) -> list[PatronType]:

@@ -17,20 +17,18 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
 
 from patronage.blocks import services as blocks
+from patronage.circulation import queries as circulation_queries
 from patronage.circulation import services as desk
-from patronage.circulation.models import Checkout, CheckoutItem
+from patronage.circulation.models import CheckoutItem
 from patronage.core import audit, clock
 from patronage.core.errors import DomainError, Refused
 from patronage.credentials import services as credentials
 from patronage.fines import services as fines
-from patronage.fines.models import Fee, PaymentAllocation, Waiver
 from patronage.libraries.models import Branch
 from patronage.patrons.models import Patron
 from patronage.reservations import queries as reservation_queries
-from patronage.reservations.models import Reservation
 from patronage.resources.models import Resource
 from patronage.resourcesharing import clients
 from patronage.resourcesharing.models import Protocol, ProtocolClient
@@ -259,31 +257,6 @@ def _slice(values: list[str], req: Request) -> list[str]:
     return values[start - 1 : min(end, start + LIST_MAX - 1)]
 
 
-def _summary_sql() -> str:
-    t = {m: m._meta.db_table for m in (CheckoutItem, Checkout, Resource, Reservation, Fee, PaymentAllocation, Waiver)}
-    return (
-        f"SELECT 'c', r.identifier, CASE WHEN c.due_at < %s THEN 1 ELSE 0 END, c.due_at FROM {t[CheckoutItem]} i"
-        f" JOIN {t[Checkout]} c ON c.id = i.checkout_id JOIN {t[Resource]} r ON r.id = i.resource_id"
-        " WHERE c.patron_id = %s AND c.completed_at IS NULL AND i.returned_at IS NULL"
-        f" UNION ALL SELECT 'r', CAST(v.id AS VARCHAR(20)), CASE WHEN v.state = 'reserved' THEN 1 ELSE 0 END,"
-        f" v.starts_at FROM {t[Reservation]} v"
-        " WHERE v.patron_id = %s AND v.state IN ('reserved', 'pending_approval') AND v.ends_at > %s"
-        f" UNION ALL SELECT 'f', CAST(f.id AS VARCHAR(20)) || ' ' || f.kind, 0, f.created_at FROM {t[Fee]} f"
-        f" WHERE f.patron_id = %s AND f.amount > COALESCE((SELECT SUM(a.amount) FROM {t[PaymentAllocation]} a"
-        f" WHERE a.fee_id = f.id), 0) + COALESCE((SELECT SUM(w.amount) FROM {t[Waiver]} w WHERE w.fee_id = f.id), 0)"
-        " ORDER BY 1, 4"
-    )
-
-
-def _summary(patron_id: int, now: dt.datetime) -> list[tuple[str, str, bool]]:
-    """The patron's charged items (flag: overdue), open reservations (flag: ready, not awaiting approval) and
-    fees with something owed, in one statement: this is the hottest path of every e-book vendor."""
-    at = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        cursor.execute(_summary_sql(), [at, patron_id, patron_id, at, patron_id])
-        return [(str(k), str(text), bool(flag)) for k, text, flag, _ in cursor.fetchall()]
-
-
 def patron_information(session: Session, req: Request) -> Response:
     view = _patron(session, req)
     patron, now = view.patron, clock.now()
@@ -293,7 +266,7 @@ def patron_information(session: Session, req: Request) -> Response:
     unavailable: list[str] = []
     fine_items: list[str] = []
     if patron is not None:
-        for kind, text, flag in _summary(patron.pk, now):
+        for kind, text, flag in circulation_queries.patron_summary(patron.pk, now):
             if kind == "c":
                 charged.append(text)
                 if flag:

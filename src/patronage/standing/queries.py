@@ -7,8 +7,10 @@ every checkout, every portal page); see docs/performance.md for its cost next to
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
@@ -57,16 +59,30 @@ def _statement(registered_facts: tuple[tuple[str, str, int], ...]) -> tuple[str,
 _CENT = Decimal("0.01")
 
 
-def _decimal(value: object) -> Decimal:
-    # SQLite returns sums of decimal columns as floats; amounts have two places, so rounding
-    # to the cent restores the exact value.
+def as_amount(value: object) -> Decimal:
+    """An amount read by raw SQL (None as zero). SQLite returns sums of decimal columns as floats; amounts
+    have two places, so rounding to the cent restores the exact value."""
     if isinstance(value, float):
         return Decimal(repr(value)).quantize(_CENT)
-    return Decimal(str(value)).quantize(_CENT)
+    return Decimal(str(value or 0)).quantize(_CENT)
 
 
-def _to_date(value: object) -> dt.date:
+def as_date(value: object) -> dt.date:
+    """A date read by raw SQL (SQLite gives text)."""
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def registered_fields(values: Mapping[str, object]) -> dict[str, Any]:
+    """The ``PatronFacts`` fields the registered facts fill (``standing.facts``), from their raw values by name.
+
+    Every reader of the facts statement (one patron here, a group's members in ``groups.queries``) goes
+    through this, so a fact added to the registry reaches all of them.
+    """
+    return {
+        "overdue_owed": as_amount(values.get("overdue_owed")),
+        "late_checkouts": int(str(values.get("late_checkouts") or 0)),
+        "verification_pending": bool(values.get("verification_pending")),
+    }
 
 
 def facts_for(patron_id: int, now: dt.datetime) -> PatronFacts | None:
@@ -89,14 +105,12 @@ def facts_for(patron_id: int, now: dt.datetime) -> PatronFacts | None:
         blocks = tuple(BlockFact(*row) for row in in_force.values_list("pk", "created_at", "ends_at", "comment"))
     return PatronFacts(
         status=status,
-        expires_on=_to_date(expires_on),
+        expires_on=as_date(expires_on),
         today=now.astimezone(ZoneInfo(time_zone)).date(),
         has_active_barcode=bool(has_barcode),
-        balance=_decimal(fees) - _decimal(paid) - _decimal(waived),
-        fine_limit=_decimal(fine_limit),
+        balance=as_amount(fees) - as_amount(paid) - as_amount(waived),
+        fine_limit=as_amount(fine_limit),
         currency=currency,
         blocks=blocks,
-        overdue_owed=_decimal(registered["overdue_owed"]),
-        late_checkouts=int(registered["late_checkouts"]),
-        verification_pending=bool(registered["verification_pending"]),
+        **registered_fields(registered),
     )

@@ -31,7 +31,7 @@ def may_move(current: State, target: State) -> bool:
     return target == current or target in TRANSITIONS[current]
 
 
-def clean_text(value: object, *, field: str, label: str, limit: int, required: bool = True) -> tuple[str, list[str]]:
+def clean_text(value: object, *, label: str, limit: int, required: bool = True) -> tuple[str, list[str]]:
     """The trimmed text and what is wrong with it (an empty list when nothing is)."""
     text = str(value or "").strip()
     if required and not text:
@@ -49,7 +49,7 @@ def clean_report(summary: object, description: object) -> tuple[dict[str, str], 
         ("summary", summary, "summary (a short title of the problem)", SUMMARY_MAX),
         ("description", description, "description (what happened, where and when)", DESCRIPTION_MAX),
     ):
-        cleaned[name], wrong = clean_text(value, field=name, label=label, limit=limit)
+        cleaned[name], wrong = clean_text(value, label=label, limit=limit)
         if wrong:
             errors[name] = wrong
     return cleaned, errors

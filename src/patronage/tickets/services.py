@@ -102,7 +102,7 @@ def report_problem(*, actor: audit.Actor, patron: Patron, center: Branch, data: 
 
 
 def _comment_text(body: object) -> str:
-    text, wrong = rules.clean_text(body, field="body", label="comment", limit=COMMENT_MAX)
+    text, wrong = rules.clean_text(body, label="comment", limit=COMMENT_MAX)
     if wrong:
         raise FieldError("body", wrong[0])
     return text
@@ -155,7 +155,7 @@ def _state(value: object) -> State:
 def set_state(*, actor: audit.Actor, ticket: Ticket, state: object, comment: object = "") -> Ticket:
     """Move the ticket (open, in progress, closed; a closed one can only be reopened), with an optional note."""
     target = _state(state)
-    note, wrong = rules.clean_text(comment, field="comment", label="note", limit=COMMENT_MAX, required=False)
+    note, wrong = rules.clean_text(comment, label="note", limit=COMMENT_MAX, required=False)
     if wrong:
         raise FieldError("comment", wrong[0])
     ticket = _lock(ticket)

@@ -15,7 +15,7 @@ from patronage.libraries.permissions import Permission
 from patronage.reservations import services as reservations
 from patronage.reservations.models import Reservation
 from patronage.resources.models import Resource
-from patronage.resources.tests.builders import NOW, at, make_center, make_resource, make_type
+from patronage.resources.tests.builders import NOW, at, make_center, make_lab, make_resource, make_type
 from tests.factories import SYSTEM, make_library, make_patron
 
 from .test_api import api_for
@@ -33,18 +33,9 @@ def frozen() -> Any:
 
 @pytest.fixture
 def lab() -> SimpleNamespace:
-    library = make_library("lend", name="Lending library")
-    center = make_center(library, "lab")
-    laptops = make_type(library, "Laptops", centers=[center])
-    return SimpleNamespace(
-        library=library,
-        center=center,
-        laptops=laptops,
-        laptop=make_resource(library, laptops, center, identifier="LAP-1"),
-        spare=make_resource(library, laptops, center, identifier="LAP-2"),
-        third=make_resource(library, laptops, center, identifier="LAP-3"),
-        patron=make_patron(library),
-    )
+    lab = make_lab(make_library("lend", name="Lending library"))
+    lab.third = make_resource(lab.library, lab.laptops, lab.center, identifier="LAP-3")
+    return lab
 
 
 def book(lab: SimpleNamespace, lines: list[dict[str, int]] | None = None, **kwargs: Any) -> Reservation:

@@ -20,7 +20,7 @@ from patronage.fines.models import Fee, Payment
 from patronage.libraries.permissions import Permission
 from patronage.reservations import services as booking
 from patronage.reservations.models import Reservation
-from patronage.resources.tests.builders import NOW, make_center, make_resource, make_type
+from patronage.resources.tests.builders import NOW, make_center, make_lab, make_resource, make_type
 from tests.factories import SYSTEM, make_library, make_patron
 
 from .test_api import Api, api_for
@@ -37,17 +37,7 @@ def frozen() -> Any:
 
 @pytest.fixture
 def lab(db: Any) -> SimpleNamespace:
-    library = make_library("lend", name="Lending library")
-    center = make_center(library, "lab")
-    laptops = make_type(library, "Laptops", centers=[center])
-    return SimpleNamespace(
-        library=library,
-        center=center,
-        laptops=laptops,
-        laptop=make_resource(library, laptops, center, identifier="LAP-1"),
-        spare=make_resource(library, laptops, center, identifier="LAP-2"),
-        patron=make_patron(library),
-    )
+    return make_lab(make_library("lend", name="Lending library"))
 
 
 def body_for(lab: SimpleNamespace, **extra: Any) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from patronage.core import clock
 from patronage.libraries.permissions import Permission
 from patronage.reservations.models import CenterPolicy, Reservation
 from patronage.resources.models import Authorization, Resource, ResourceType
-from patronage.resources.tests.builders import NOW, make_center, make_resource, make_type
-from tests.factories import make_library, make_patron
+from patronage.resources.tests.builders import NOW, make_lab
+from tests.factories import make_library
 
 from .test_api import api_for
 
@@ -29,17 +29,7 @@ def frozen() -> Any:
 
 @pytest.fixture
 def lab() -> SimpleNamespace:
-    library = make_library("lend", name="Lending library")
-    center = make_center(library, "lab")
-    laptops = make_type(library, "Laptops", centers=[center])
-    return SimpleNamespace(
-        library=library,
-        center=center,
-        laptops=laptops,
-        laptop=make_resource(library, laptops, center, identifier="LAP-1"),
-        spare=make_resource(library, laptops, center, identifier="LAP-2"),
-        patron=make_patron(library),
-    )
+    return make_lab(make_library("lend", name="Lending library"))
 
 
 def reservation_body(lab: SimpleNamespace, **extra: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from patronage.core import clock
 from patronage.libraries.permissions import Permission
 from patronage.reservations import services as reservations
 from patronage.reservations.models import Reservation, ReservationSeries
-from patronage.resources.tests.builders import make_center, make_resource, make_type
+from patronage.resources.tests.builders import make_lab
 from tests.factories import SYSTEM, make_library, make_patron
 
 from .test_api import api_for
@@ -37,18 +37,9 @@ def frozen() -> Any:
 
 @pytest.fixture
 def lab() -> SimpleNamespace:
-    library = make_library("lend", name="Lending library")
-    center = make_center(library, "lab")
-    laptops = make_type(library, "Laptops", centers=[center])
-    return SimpleNamespace(
-        library=library,
-        center=center,
-        laptops=laptops,
-        laptop=make_resource(library, laptops, center, identifier="LAP-1"),
-        spare=make_resource(library, laptops, center, identifier="LAP-2"),
-        patron=make_patron(library),
-        api=api_for(library, DESK, username="desk"),
-    )
+    lab = make_lab(make_library("lend", name="Lending library"))
+    lab.api = api_for(lab.library, DESK, username="desk")
+    return lab
 
 
 def body(lab: SimpleNamespace, **extra: Any) -> dict[str, Any]:

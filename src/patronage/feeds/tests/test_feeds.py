@@ -23,8 +23,7 @@ from patronage.reservations import services as reservations
 from patronage.reservations.models import CenterPolicy
 from patronage.resources.models import Resource
 from tests.factories import SYSTEM
-
-from .conftest import book, new_patron
+from tests.lending_portal import book, new_patron
 
 pytestmark = pytest.mark.django_db
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -14,16 +14,11 @@ from patronage.libraries.models import Branch, Library
 from patronage.resourcesharing import clients
 from patronage.resourcesharing.models import ProtocolClient
 from tests.factories import SYSTEM, make_branch, make_library, make_patron_type
+from tests.fixtures import _lenient_lock_out  # noqa: F401 - an autouse fixture for these tests
 
 NS = "http://www.niso.org/2008/ncip"
 VERSION = "http://www.niso.org/schemas/ncip/v2_02/ncip_v2_02.xsd"
 _SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).with_name("ncip_v2_02.xsd"))))
-
-
-@pytest.fixture(autouse=True)
-def _lenient_lock_out(settings: Any) -> None:
-    settings.LOGIN_FAILURE_LIMIT = 5
-    settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS = 50
 
 
 @pytest.fixture

@@ -9,14 +9,9 @@ from patronage.credentials import services
 from patronage.libraries.models import Library
 from patronage.patrons.models import Patron
 from tests.factories import SYSTEM, make_branch, make_library, make_patron
+from tests.fixtures import tasks_run_inline  # noqa: F401 - an autouse fixture for these tests
 
 SECRET = "plum-orchard-41-lantern"
-
-
-@pytest.fixture(autouse=True)
-def tasks_run_inline(settings: Any) -> None:
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -8,8 +7,8 @@ import pytest
 from patronage.core import clock
 from patronage.reservations import services as reservations
 from patronage.reservations.models import Reservation
-from patronage.resources.tests.builders import NOW, make_center, make_resource, make_type
-from tests.factories import SYSTEM, make_library, make_patron
+from patronage.resources.tests.builders import NOW, make_lab
+from tests.factories import SYSTEM, make_library
 
 
 @pytest.fixture
@@ -21,17 +20,7 @@ def frozen_now():
 @pytest.fixture
 def lab(frozen_now):
     """A library with one checkout center lending two laptops; a patron in good standing."""
-    library = make_library()
-    center = make_center(library)
-    laptops = make_type(library, "Laptops", centers=[center])
-    return SimpleNamespace(
-        library=library,
-        center=center,
-        laptops=laptops,
-        laptop=make_resource(library, laptops, center, identifier="LAP-1"),
-        spare=make_resource(library, laptops, center, identifier="LAP-2"),
-        patron=make_patron(library),
-    )
+    return make_lab(make_library())
 
 
 def book(lab: Any, starts_at, ends_at, lines=None, *, patron=None, **kwargs: Any) -> Reservation:

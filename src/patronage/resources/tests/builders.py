@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from patronage.libraries.models import Branch, Library
 from patronage.resources import services as catalog
 from patronage.resources.models import Resource, ResourceType
-from tests.factories import SYSTEM, make_branch
+from tests.factories import SYSTEM, make_branch, make_patron
 
 _seq = itertools.count(1)
 ZONE = ZoneInfo("America/New_York")  # make_library's time zone
@@ -44,3 +45,17 @@ def make_resource(library: Library, kind: ResourceType, center: Branch, **data: 
     fields = {"identifier": f"R-{n:05d}", "name": f"{kind.name} {n}", "resource_type": kind.pk, "center": center.pk}
     fields.update(data)
     return catalog.save_resource(actor=SYSTEM, library=library, data=fields)
+
+
+def make_lab(library: Library) -> SimpleNamespace:
+    """A checkout center ("lab") lending two laptops (LAP-1 and LAP-2), and a patron in good standing."""
+    center = make_center(library)
+    laptops = make_type(library, "Laptops", centers=[center])
+    return SimpleNamespace(
+        library=library,
+        center=center,
+        laptops=laptops,
+        laptop=make_resource(library, laptops, center, identifier="LAP-1"),
+        spare=make_resource(library, laptops, center, identifier="LAP-2"),
+        patron=make_patron(library),
+    )

@@ -14,15 +14,10 @@ from patronage.resources.tests.builders import make_center, make_resource, make_
 from patronage.resourcesharing import clients
 from patronage.sip2.server import Sip2Server
 from tests.factories import SYSTEM, make_library, make_patron, make_patron_type
+from tests.fixtures import _lenient_lock_out  # noqa: F401 - an autouse fixture for these tests
 
 BARCODE = "21234000123456"
 PIN = "kiosk-pin-2468"
-
-
-@pytest.fixture(autouse=True)
-def _lenient_lock_out(settings: Any) -> None:
-    settings.LOGIN_FAILURE_LIMIT = 5
-    settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS = 50
 
 
 @pytest.fixture

@@ -40,19 +40,6 @@ def frozen() -> Any:
         yield NOW
 
 
-@pytest.fixture
-def lab(library: Library, patron: Patron) -> SimpleNamespace:
-    center = make_center(library, "lab", name="Media lab")
-    laptops = make_type(library, "Laptops", centers=[center])
-    return SimpleNamespace(
-        center=center,
-        laptops=laptops,
-        laptop=make_resource(library, laptops, center, identifier="LAP-1", name="Laptop one"),
-        spare=make_resource(library, laptops, center, identifier="LAP-2", name="Laptop two"),
-        patron=patron,
-    )
-
-
 def book(lab: SimpleNamespace, day: int = 4, **kwargs: Any) -> Reservation:
     lines = kwargs.pop("lines", [{"resource": lab.laptop.pk}])
     return reservations.create_reservation(

@@ -14,10 +14,8 @@ from django.urls import reverse
 from patronage.core import clock
 from patronage.libraries.models import Library
 from patronage.libraries.permissions import Permission
-from patronage.patrons.models import Patron
 from patronage.reservations import services as reservations
 from patronage.reservations.models import Reservation, ReservationSeries
-from patronage.resources.tests.builders import make_center, make_resource, make_type
 from tests.factories import SYSTEM, make_patron
 
 from .conftest import StaffClient
@@ -42,20 +40,6 @@ def local(instant: dt.datetime) -> str:
 def frozen() -> Any:
     with clock.frozen(NOW):
         yield NOW
-
-
-@pytest.fixture
-def lab(library: Library, patron: Patron) -> SimpleNamespace:
-    center = make_center(library, "lab", name="Media lab")
-    laptops = make_type(library, "Laptops", centers=[center])
-    return SimpleNamespace(
-        library=library,
-        center=center,
-        laptops=laptops,
-        laptop=make_resource(library, laptops, center, identifier="LAP-1", name="Laptop one"),
-        spare=make_resource(library, laptops, center, identifier="LAP-2", name="Laptop two"),
-        patron=patron,
-    )
 
 
 def form(lab: SimpleNamespace, **repeat: Any) -> dict[str, Any]:

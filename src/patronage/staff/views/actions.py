@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,7 @@ from patronage.privacy import services as privacy_services
 
 from .. import fields
 from ..once import OnceOnly
-from .detail import PatronPageView
+from .detail import PatronFormView, PatronPageView
 
 
 def parse_end(text: str, time_zone: str) -> dt.datetime | None:
@@ -38,12 +38,11 @@ def parse_end(text: str, time_zone: str) -> dt.datetime | None:
     return value
 
 
-class _CommentFormView(PatronPageView):
+class _CommentFormView(PatronFormView):
     """A page with a comment form about one patron (block, unblock)."""
 
     specs: tuple[fields.FieldSpec, ...] = ()
     template = ""
-    posted: dict[str, str] | None = None
 
     def _page(
         self, patron: Patron, values: Mapping[str, Any], errors: Mapping[str, list[str]], status: int = 200
@@ -51,12 +50,6 @@ class _CommentFormView(PatronPageView):
         bound = fields.bind(self.specs, values, errors)
         context = self.patron_context(patron, "data") | {"fields": bound, "errors": fields.error_summary(errors, bound)}
         return render(self.request, self.template, context, status=status)
-
-    def invalid_handler(self) -> Callable[[Mapping[str, list[str]]], HttpResponse] | None:
-        patron, posted = self.patron, self.posted
-        if patron is None or posted is None:
-            return None
-        return lambda errors: self._page(patron, posted, errors, status=400)
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         patron = self.load(Permission.BLOCK_PATRON, read=True)

@@ -129,6 +129,23 @@ def section_fields(
     return [{"legend": "", "fields": fields.bind(fields.NEW_BARCODE, values, errors)}]
 
 
+class PatronFormView(PatronPageView):
+    """A patron page with a form: invalid input shows ``_page`` again with what was posted and the errors."""
+
+    posted: dict[str, str] | None = None
+
+    def _page(
+        self, patron: Patron, values: Mapping[str, Any], errors: Mapping[str, list[str]], status: int = 200
+    ) -> HttpResponse:
+        raise NotImplementedError
+
+    def invalid_handler(self) -> Callable[[Mapping[str, list[str]]], HttpResponse] | None:
+        patron, posted = self.patron, self.posted
+        if patron is None or posted is None:
+            return None
+        return lambda errors: self._page(patron, posted, errors, status=400)
+
+
 class PatronDataView(PatronPageView):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         patron = self.load(read=True)
@@ -157,9 +174,7 @@ class PatronHistoryView(PatronPageView):
         return render(request, "staff/patron/history.html", context)
 
 
-class PatronEditSectionView(PatronPageView):
-    posted: dict[str, str] | None = None
-
+class PatronEditSectionView(PatronFormView):
     @staticmethod
     def _check(section: str) -> None:
         if section not in fields.SECTION_TITLES:
@@ -178,12 +193,6 @@ class PatronEditSectionView(PatronPageView):
             "barcodes": list(patron.barcodes.all()) if section == "barcodes" else [],
         }
         return render(self.request, "staff/patron/edit_section.html", context, status=status)
-
-    def invalid_handler(self) -> Callable[[Mapping[str, list[str]]], HttpResponse] | None:
-        patron, posted = self.patron, self.posted
-        if patron is None or posted is None:
-            return None
-        return lambda errors: self._page(patron, posted, errors, status=400)
 
     def get(self, request: HttpRequest, pk: int, section: str) -> HttpResponse:
         self._check(section)

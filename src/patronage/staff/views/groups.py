@@ -3,7 +3,7 @@ the guardian role, and cloning a patron. Reached from any member's patron page (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from patronage.patrons import access
 from patronage.patrons.models import Patron
 
 from .. import fields
-from .detail import PatronPageView
+from .detail import PatronFormView
 
 NEW_GROUP = (
     fields.FieldSpec("name", "Group name", required=True, help="E.g. Lovelace family or Class 4b."),
@@ -45,9 +45,7 @@ def _group_url(patron_pk: int) -> str:
     return reverse("staff:patron-group", kwargs={"pk": patron_pk})
 
 
-class _GroupPageView(PatronPageView):
-    posted: dict[str, str] | None = None
-
+class _GroupPageView(PatronFormView):
     def back_url(self) -> str | None:
         return _group_url(self.patron.pk) if self.patron is not None else None
 
@@ -84,12 +82,6 @@ class GroupDetailsView(_GroupPageView):
             "errors": fields.error_summary(errors, bound),
         }
         return render(self.request, "staff/patron/group.html", context, status=status)
-
-    def invalid_handler(self) -> Callable[[Mapping[str, list[str]]], HttpResponse] | None:
-        patron, posted = self.patron, self.posted
-        if patron is None or posted is None:
-            return None
-        return lambda errors: self._page(patron, posted, errors, status=400)
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         patron = self.load(read=True)
@@ -134,12 +126,6 @@ class GroupMoveView(_GroupPageView):
             "candidate": candidate,
         }
         return render(self.request, "staff/patron/group_move.html", context, status=status)
-
-    def invalid_handler(self) -> Callable[[Mapping[str, list[str]]], HttpResponse] | None:
-        patron, posted = self.patron, self.posted
-        if patron is None or posted is None:
-            return None
-        return lambda errors: self._page(patron, posted, errors, status=400)
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         patron = self.load(Permission.EDIT_PATRON, read=True)
@@ -229,12 +215,6 @@ class ClonePatronView(_GroupPageView):
             "errors": fields.error_summary(errors, bound),
         }
         return render(self.request, "staff/patron/group_clone.html", context, status=status)
-
-    def invalid_handler(self) -> Callable[[Mapping[str, list[str]]], HttpResponse] | None:
-        patron, posted = self.patron, self.posted
-        if patron is None or posted is None:
-            return None
-        return lambda errors: self._page(patron, posted, errors, status=400)
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         patron = self.load(Permission.EDIT_PATRON, read=True)

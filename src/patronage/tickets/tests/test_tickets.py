@@ -21,8 +21,7 @@ from patronage.resources.models import Resource
 from patronage.tickets import rules, services
 from patronage.tickets.models import Ticket, TicketComment
 from tests.factories import SYSTEM, make_branch, make_library, make_staff
-
-from .conftest import book, new_patron
+from tests.lending_portal import book, new_patron
 
 pytestmark = pytest.mark.django_db
 

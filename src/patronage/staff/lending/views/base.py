@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from django.urls import reverse
 
-from patronage.core.errors import NotFound
+from patronage.core.errors import NotFound, Refused
 from patronage.libraries.models import Branch
 from patronage.libraries.permissions import Permission
 from patronage.resources.models import Resource, ResourceType
@@ -19,6 +19,12 @@ from ...admin.views.base import AdminView, FormPage
 
 MANAGE = Permission.MANAGE_RESOURCES
 DESK = Permission.CHECK_OUT
+
+
+def refusal_of(exc: Refused) -> dict[str, Any]:
+    """A refusal as ``staff/lending/_reasons.html`` shows it: the message and every reason."""
+    return {"message": exc.message, "reasons": exc.reasons}
+
 
 # The tabs of the section: key, label, route and the permission that shows it.
 TABS: tuple[tuple[str, str, str, Permission], ...] = (

@@ -26,7 +26,7 @@ from patronage.reservations.models import Reservation
 from ... import fields
 from ...admin.views.base import read_post
 from ...once import OnceOnly
-from .base import DESK, LendingForm, LendingView
+from .base import DESK, LendingForm, LendingView, refusal_of
 
 OVERRIDE = Permission.OVERRIDE_RESERVATION_RULES
 
@@ -68,10 +68,6 @@ COPY = (
 def scanned_lines(text: str) -> list[str]:
     """A scanner sends one identifier a line; commas or spaces between several typed by hand work too."""
     return [part for part in text.replace(",", "\n").split() if part]
-
-
-def _refusal(exc: Refused) -> dict[str, Any]:
-    return {"message": exc.message, "reasons": exc.reasons}
 
 
 class DeskView(LendingView):
@@ -154,7 +150,7 @@ class CheckOutView(OnceOnly, _CheckoutOfReservation):
                 override_comment=self.posted.get("override_comment", "").strip() or None,
             )  # fmt: skip
         except Refused as exc:
-            self.refusal = _refusal(exc)
+            self.refusal = refusal_of(exc)
             return self.render_form(self.posted, {}, status=409)
         messages.success(request, f"Checked out: {made.items.count()} resource(s), due {self._due(made)}.")
         return self.done_once(reverse("staff:lending:checkout", kwargs={"checkout_id": made.pk}))
@@ -216,7 +212,7 @@ class WalkUpView(OnceOnly, LendingForm):
                 override_comment=self.posted.get("override_comment", "").strip() or None,
             )  # fmt: skip
         except Refused as exc:
-            self.refusal = _refusal(exc)
+            self.refusal = refusal_of(exc)
             return self.render_form(self.posted, {}, status=409)
         messages.success(request, f"Checked out to {patron.display_name}.")
         return self.done_once(reverse("staff:lending:checkout", kwargs={"checkout_id": made.pk}))
@@ -357,7 +353,7 @@ class CopyView(OnceOnly, _CheckoutPage):
                 override_comment=self.posted.get("override_comment", "").strip() or None,
             )  # fmt: skip
         except Refused as exc:
-            self.refusal = _refusal(exc)
+            self.refusal = refusal_of(exc)
             return self.render_form(self.posted, {}, status=409)
         messages.success(request, f"Reservation {made.pk} made from checkout {found.pk}.")
         return self.done_once(reverse("staff:lending:reservation", kwargs={"reservation_id": made.pk}))

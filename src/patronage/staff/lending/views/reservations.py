@@ -30,7 +30,7 @@ from ... import fields
 from ...admin.views.base import checkbox_group, read_post
 from ...once import OnceOnly
 from .. import specs
-from .base import DESK, LendingForm, LendingView, center_choices, resource_choices, type_choices
+from .base import DESK, LendingForm, LendingView, center_choices, refusal_of, resource_choices, type_choices
 
 AVAILABILITY_CODES = {"resource_booked", "resource_buffer", "type_units_unavailable"}
 
@@ -186,7 +186,7 @@ def refusal_page(view: _ReservationPage, exc: Refused, item: Reservation) -> Htt
         "lines": item.lines.select_related("resource", "resource_type"),
         "events": item.events.all(),
         "zone": view.zone().key,
-        "refusal": {"message": exc.message, "reasons": exc.reasons},
+        "refusal": refusal_of(exc),
         "may_override": view.can(Permission.OVERRIDE_RESERVATION_RULES),
     }
     return render(view.request, "staff/lending/reservation.html", context, status=409)
@@ -243,7 +243,7 @@ class _ReservationForm(LendingForm):
 
     def refused(self, exc: Refused, place: Branch | None, posted: Mapping[str, str]) -> HttpResponse:
         """The form again with every reason, and for availability the free resources of the same types."""
-        self.refusal = {"message": exc.message, "reasons": exc.reasons}
+        self.refusal = refusal_of(exc)
         self.alternatives = []
         codes = {r.get("code") for r in exc.reasons}
         if place is not None and codes & AVAILABILITY_CODES:
