@@ -185,8 +185,33 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.envi
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
+def _argon2_parameters() -> dict[str, int]:
+    """The Argon2id cost of every password hash (core.passwords); OWASP's first recommended set by default."""
+    names = {
+        "memory_kib": ("PATRONAGE_PASSWORD_MEMORY_KIB", 19456, 8),
+        "time_cost": ("PATRONAGE_PASSWORD_TIME_COST", 2, 1),
+        "parallelism": ("PATRONAGE_PASSWORD_PARALLELISM", 1, 1),
+    }
+    values: dict[str, int] = {}
+    for key, (name, default, least) in names.items():
+        raw = os.environ.get(name, "").strip()
+        try:
+            values[key] = int(raw) if raw else default
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from None
+        if values[key] < least:
+            raise ImproperlyConfigured(f"{name} must be at least {least}, not {values[key]}.")
+    if values["memory_kib"] < 8 * values["parallelism"]:
+        raise ImproperlyConfigured(
+            "PATRONAGE_PASSWORD_MEMORY_KIB must be at least 8 KiB per lane of PATRONAGE_PASSWORD_PARALLELISM."
+        )
+    return values
+
+
+PATRONAGE_PASSWORD_ARGON2 = _argon2_parameters()
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "patronage.core.passwords.Argon2idHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
