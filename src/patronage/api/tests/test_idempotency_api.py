@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 
 from patronage.api import idempotency
@@ -21,6 +20,7 @@ from patronage.libraries.permissions import Permission
 from patronage.reservations import services as booking
 from patronage.reservations.models import Reservation
 from patronage.resources.tests.builders import NOW, make_center, make_lab, make_resource, make_type
+from tests.concurrency import at_once, split
 from tests.factories import SYSTEM, make_library, make_patron
 
 from .test_api import Api, api_for
@@ -257,27 +257,16 @@ def test_parallel_requests_with_one_key_book_once() -> None:
             "patron": patron.pk, "center": center.pk, "starts_at": "2027-05-04T10:00", "ends_at": "2027-05-04T12:00",
             "lines": [{"resource_type": laptops.pk}],
         }  # fmt: skip
-        barrier = threading.Barrier(workers)
-        lock = threading.Lock()
-        answers: list[tuple[int, Any, str]] = []
-
-        def send() -> None:
-            client = Api("")
+        clients = [Api("") for _ in range(workers)]
+        for client in clients:
             client.auth = dict(desk.auth)
-            try:
-                barrier.wait()
-                status, data, response = client.call("post", "/api/v1/reservations/", body, **KEY)
-                outcome = (status, data, response.get("Idempotent-Replayed", ""))
-            finally:
-                connections.close_all()
-            with lock:
-                answers.append(outcome)
 
-        threads = [threading.Thread(target=send) for _ in range(workers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        def send(index: int) -> tuple[int, Any, str]:
+            status, data, response = clients[index].call("post", "/api/v1/reservations/", body, **KEY)
+            return (status, data, response.get("Idempotent-Replayed", ""))
+
+        answers, errors = split(at_once(send, workers))
+    assert not errors, errors
     assert len(answers) == workers
     assert {status for status, _, _ in answers} == {201}, answers
     assert len({data["id"] for _, data, _ in answers}) == 1

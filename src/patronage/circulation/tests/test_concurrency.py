@@ -3,10 +3,7 @@ no-show. Real threads with their own connections, against committed data, on SQL
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connections
 
 from patronage.circulation import services as desk
 from patronage.circulation.models import JobRun, OverdueInvoice
@@ -15,6 +12,7 @@ from patronage.fines.models import Fee
 from patronage.reservations import services as reservations
 from patronage.reservations.models import ReservationEvent
 from patronage.resources.tests.builders import NOW, at, make_center, make_resource, make_type
+from tests.concurrency import at_once, split
 from tests.factories import SYSTEM, make_library, make_patron
 
 WORKERS = 4
@@ -44,26 +42,14 @@ def test_jobs_run_by_several_workers_at_once_act_once() -> None:
     with clock.frozen(at(10, 10, 1)):
         for n, made in enumerate(late):
             desk.check_out(actor=SYSTEM, reservation=made, scanned=[f"LAP-{n}"])
-    barrier = threading.Barrier(WORKERS)
-    errors: list[BaseException] = []
 
-    def work() -> None:
-        try:
-            barrier.wait()
-            for name in desk.JOBS:
-                desk.run_job(name)
-        except BaseException as exc:  # noqa: BLE001 - collected and checked below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def work(_index: int) -> None:
+        for name in desk.JOBS:
+            desk.run_job(name)
 
     with clock.frozen(at(10, 13)):
-        threads = [threading.Thread(target=work) for _ in range(WORKERS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert errors == []
+        _runs, errors = split(at_once(work, WORKERS))
+    assert errors == [], errors
     assert OverdueInvoice.objects.count() == 2
     assert Fee.objects.filter(kind="overdue").count() == 2
     assert ReservationEvent.objects.filter(reservation=no_show, to_state="no_show").count() == 1

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
-from django.db import connections
 
 from patronage.circulation import retention
 from patronage.circulation import services as desk
@@ -24,6 +22,7 @@ from patronage.reservations import services as reservations
 from patronage.reservations.models import Occupancy, Reservation, ReservationEvent, ReservationLine, ReservationSeries
 from patronage.resources.models import Resource
 from patronage.resources.tests.builders import at, make_center, make_resource, make_type
+from tests.concurrency import at_once, split
 from tests.factories import SYSTEM, make_library, make_patron
 
 from .conftest import book
@@ -265,26 +264,14 @@ def test_several_workers_at_once_anonymise_each_row_once(monkeypatch) -> None:
             )  # fmt: skip
             reservations.cancel_reservation(actor=SYSTEM, reservation=r)
             made.append(r.pk)
-    barrier = threading.Barrier(WORKERS)
-    done: list[int] = []
-    errors: list[BaseException] = []
 
-    def work() -> None:
-        try:
-            barrier.wait()
-            done.extend(desk.run_job("anonymise_history"))
-        except BaseException as exc:  # noqa: BLE001 - collected and checked below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def work(_index: int) -> list[int]:
+        return desk.run_job("anonymise_history")
 
     with clock.frozen(LATER):
-        threads = [threading.Thread(target=work) for _ in range(WORKERS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert errors == []
+        runs, errors = split(at_once(work, WORKERS))
+    assert errors == [], errors
+    done = [pk for run in runs for pk in run]
     assert sorted(done) == sorted(made)  # every row once, by one worker or another
     assert not Reservation.objects.filter(patron__isnull=False).exists()
     events = AuditEvent.objects.filter(action="lending_history.anonymised")

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from patronage.core.errors import Conflict, FieldError, ValidationFailed
 from patronage.core.models import AuditEvent
@@ -13,6 +12,7 @@ from patronage.fines import services as fines
 from patronage.fines.models import Fee, Payment, PaymentAllocation
 from patronage.standing.rules import Action
 from patronage.standing.services import decide
+from tests.concurrency import at_once, split
 from tests.factories import SYSTEM, make_library, make_patron
 
 pytestmark = pytest.mark.django_db
@@ -103,31 +103,12 @@ def test_concurrent_payments_with_one_key_record_one_payment() -> None:
     patron = make_patron(make_library())
     fines.add_fee(actor=SYSTEM, patron=patron, amount="10.00")
     workers = 6
-    barrier = threading.Barrier(workers)
-    results: list[tuple[Payment, bool] | Exception] = []
-    lock = threading.Lock()
 
-    def pay() -> None:
-        try:
-            barrier.wait()
-            outcome: tuple[Payment, bool] | Exception = fines.take_payment(
-                actor=SYSTEM, patron=patron, amount="2.00", method="card", idempotency_key="once"
-            )
-        except Exception as exc:  # noqa: BLE001 - every outcome is collected and checked below
-            outcome = exc
-        finally:
-            connections.close_all()
-        with lock:
-            results.append(outcome)
+    def pay(_index: int) -> tuple[Payment, bool]:
+        return fines.take_payment(actor=SYSTEM, patron=patron, amount="2.00", method="card", idempotency_key="once")
 
-    threads = [threading.Thread(target=pay) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    errors = [r for r in results if isinstance(r, Exception)]
+    taken, errors = split(at_once(pay, workers))
     assert not errors, errors
-    taken = [r for r in results if not isinstance(r, Exception)]
     payments = {r[0].pk for r in taken}
     assert len(payments) == 1
     assert sum(1 for r in taken if r[1]) == 1

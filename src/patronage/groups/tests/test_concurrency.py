@@ -4,47 +4,23 @@ committed data, on whichever database DATABASE_URL names (SQLite or PostgreSQL).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from patronage.core.errors import Conflict
 from patronage.groups import services
 from patronage.groups.models import GroupMember, PatronGroup
 from patronage.patrons.models import Patron
+from tests.concurrency import at_once, split
 from tests.factories import SYSTEM, make_library, make_patron
 
 WORKERS = 6
 
 
-def race(work: Callable[[int], object]) -> tuple[list[object], list[BaseException]]:
-    barrier = threading.Barrier(WORKERS)
-    lock = threading.Lock()
-    done: list[object] = []
-    failed: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            outcome: object = work(index)
-        except Exception as exc:  # noqa: BLE001 - every outcome is collected and checked below
-            outcome = exc
-        finally:
-            connections.close_all()
-        with lock:
-            if isinstance(outcome, BaseException):
-                failed.append(outcome)
-            else:
-                done.append(outcome)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(WORKERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return done, failed
+def race(work: Callable[[int], object]) -> tuple[list[object], list[Exception]]:
+    return split(at_once(work, WORKERS))
 
 
 def setting() -> tuple[PatronGroup, Patron, list[PatronGroup]]:

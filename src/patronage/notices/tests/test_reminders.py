@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connections
 
 from patronage.circulation import services as desk
 from patronage.core import clock
@@ -24,6 +22,7 @@ from patronage.patrons import services as patron_services
 from patronage.patrons.models import Patron
 from patronage.reservations import services as reservations
 from patronage.resources.tests.builders import NOW, at, make_center, make_resource, make_type
+from tests.concurrency import at_once, split
 from tests.factories import SYSTEM, make_library, make_patron
 
 
@@ -135,24 +134,12 @@ def test_two_workers_running_the_job_at_once_queue_each_notice_once() -> None:
     patrons = [make_patron(library) for _ in range(3)]
     for n, patron in enumerate(patrons):
         checked_out(library, patron, n, due_hour=18)
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
 
-    def worker() -> None:
-        try:
-            barrier.wait()
-            services.run_job(now=at(3, 12))
-        except BaseException as exc:  # noqa: BLE001 - collected and checked below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def worker(_index: int) -> list[int]:
+        return services.run_job(now=at(3, 12))
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    _runs, errors = split(at_once(worker, 2))
+    assert errors == [], errors
     queued = [pk for pk in OutboxMessage.objects.values_list("patron_id", flat=True) if pk is not None]
     assert sorted(queued) == sorted(p.pk for p in patrons)
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import Any
 
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 
 from patronage.core import clock
 from patronage.core.errors import FieldError
 from patronage.core.models import AuditEvent
 from patronage.outbox import services
 from patronage.outbox.models import OutboxMessage
+from tests.concurrency import at_once, split
 from tests.factories import SYSTEM, make_library
 
 from .smtp import Server
@@ -163,25 +163,12 @@ def test_the_same_dedupe_key_queues_one_message() -> None:
 def test_two_workers_at_once_send_each_message_once(smtp: Server) -> None:
     smtp.start()
     queued = [queue(n) for n in range(24)]
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-    sent: list[list[int]] = []
 
-    def worker() -> None:
-        try:
-            barrier.wait()
-            sent.append(services.send_due().sent)
-        except BaseException as exc:  # noqa: BLE001 - collected and checked below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def worker(_index: int) -> list[int]:
+        return services.send_due().sent
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    sent, errors = split(at_once(worker, 2))
+    assert errors == [], errors
     assert sorted(sent[0] + sent[1]) == sorted(m.pk for m in queued)  # every row by exactly one worker
     received = smtp.inbox.message_ids()
     assert len(received) == 24

@@ -7,22 +7,22 @@ The threads really run in parallel, each with its own database connection, again
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from patronage.core import clock
 from patronage.core.errors import Refused
 from patronage.reservations import services as reservations
 from patronage.reservations.models import Occupancy, Reservation
 from patronage.resources.tests.builders import NOW, at, make_center, make_resource, make_type
+from tests.concurrency import at_once, split
 from tests.factories import SYSTEM, make_library, make_patron
 
 WORKERS = 8
 
 
-def race(lines_for) -> tuple[list[Reservation], list[BaseException]]:
+def race(lines_for) -> tuple[list[Reservation], list[Exception]]:
     """Set up a center whose laptops are all taken but one, then let WORKERS patrons reach for it at once."""
     library = make_library()
     center = make_center(library)
@@ -34,33 +34,16 @@ def race(lines_for) -> tuple[list[Reservation], list[BaseException]]:
         lines=[{"resource": taken.pk}],
     )  # fmt: skip
     patrons = [make_patron(library) for _ in range(WORKERS)]
-    barrier = threading.Barrier(WORKERS)
-    lock = threading.Lock()
-    made: list[Reservation] = []
-    refused: list[BaseException] = []
 
-    def reserve(index: int) -> None:
+    def reserve(index: int) -> Reservation:
         # Every span overlaps every other, each by a different amount.
         start = at(10, 10) + dt.timedelta(minutes=index)
-        try:
-            barrier.wait()
-            outcome: Reservation | BaseException = reservations.create_reservation(
-                actor=SYSTEM, patron=patrons[index], center=center, starts_at=start,
-                ends_at=start + dt.timedelta(hours=2), lines=lines_for(index, last, laptops),
-            )  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - every outcome is collected and checked below
-            outcome = exc
-        finally:
-            connections.close_all()
-        with lock:
-            (refused if isinstance(outcome, BaseException) else made).append(outcome)  # type: ignore[arg-type]
+        return reservations.create_reservation(
+            actor=SYSTEM, patron=patrons[index], center=center, starts_at=start,
+            ends_at=start + dt.timedelta(hours=2), lines=lines_for(index, last, laptops),
+        )  # fmt: skip
 
-    threads = [threading.Thread(target=reserve, args=(i,)) for i in range(WORKERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return made, refused
+    return split(at_once(reserve, WORKERS))
 
 
 def _specific(index, last, laptops):

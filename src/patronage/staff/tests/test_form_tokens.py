@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import threading
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -20,6 +19,7 @@ from patronage.libraries.permissions import Permission
 from patronage.patrons.models import Patron
 from patronage.reservations.models import Reservation
 from patronage.resources.tests.builders import NOW, make_center, make_resource, make_type
+from tests.concurrency import at_once, split
 from tests.factories import make_library, make_patron, make_staff
 
 from .conftest import StaffClient
@@ -160,26 +160,15 @@ def test_a_double_click_sent_at_the_same_moment_charges_once() -> None:
         cookies = client.cookies
         address = reverse("staff:patron-add-fee", kwargs={"pk": patron.pk})
         data = {"fee-amount": "2.50", "fee-kind": "damage", "fee-description": "Torn", "form_token": token}
-        barrier = threading.Barrier(workers)
-        lock = threading.Lock()
-        statuses: list[int] = []
+        senders = [Client() for _ in range(workers)]
+        for sender in senders:
+            sender.cookies = cookies
 
-        def send() -> None:
-            mine = Client()
-            mine.cookies = cookies
-            try:
-                barrier.wait()
-                status = mine.post(address, data).status_code
-            finally:
-                connections.close_all()
-            with lock:
-                statuses.append(status)
+        def send(index: int) -> int:
+            return senders[index].post(address, data).status_code
 
-        threads = [threading.Thread(target=send) for _ in range(workers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        statuses, errors = split(at_once(send, workers))
+    assert not errors, errors
     assert statuses == [302] * workers
     assert Fee.objects.filter(patron=patron).count() == 1
     assert connection.vendor in {"sqlite", "postgresql"}
