@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -574,6 +574,7 @@ def why_not_many(
     *,
     patron: Patron | None = None,
     portal: bool = False,
+    policies: Mapping[int, rules.Policy] | None = None,
 ) -> dict[int, list[Reason]]:
     """``why_not`` for each of several resources (the portal's list of a type's items): {resource id:
     reasons}, each exactly what ``why_not`` gives for it alone.
@@ -582,7 +583,8 @@ def why_not_many(
     number of resources: per center its policy, per library its type tree and the patron's authorizations,
     the kits' parts (one statement per level of nesting), the busy rows of every type involved over the
     widest span (widened as ``bookings_closed`` does), the spans of the reservations that clash, and the
-    center's units. Each resource is then judged on the rows its own question would have read.
+    center's units. Each resource is then judged on the rows its own question would have read. ``policies``:
+    centers' policies the caller has already read ({center id: policy}), not read again.
     """
     result: dict[int, list[Reason]] = {r.pk: [] for r in resources}
     if not resources:
@@ -597,7 +599,7 @@ def why_not_many(
         center = kits[0].center
         library = center.library
         zone = ZoneInfo(library.time_zone)
-        policy = policy_for(center)
+        policy = policies[center_id] if policies and center_id in policies else policy_for(center)
         closed_at = [
             Reason(Code.OUTSIDE_OPEN_HOURS, f"The center is closed at the {which} time.", {"which": which})
             for which, instant in (("pickup", starts_at), ("return", ends_at))
@@ -617,21 +619,30 @@ def why_not_many(
             max(e for k in judged for _, e in k.spans.values()),
         )
         busy, closed = bookings_closed(start=window[0], end=window[1], center_id=center_id, type_ids=list(all_types))
+        # Kits of the same types over the same window (a type's items, with no parts) get the same rows: each
+        # distinct question is answered once, with its rows by resource.
+        answers: dict[tuple[Any, ...], tuple[list[Booking], bool, dict[int | None, list[Booking]]]] = {}
         for k in judged:
             kit_window = (min(s for s, _ in k.spans.values()), max(e for _, e in k.spans.values()))
-            if closed:
-                k.busy, k.closed = _closed_in(busy, *kit_window, k.types)
-            else:  # the shared read gave up widening: this kit's own read may not (rare)
-                k.busy, k.closed = bookings_closed(
-                    start=kit_window[0], end=kit_window[1], center_id=center_id, type_ids=list(k.types)
-                )
+            question = (kit_window, frozenset(k.types))
+            if question not in answers:
+                if closed:
+                    rows, rows_closed = _closed_in(busy, *kit_window, k.types)
+                else:  # the shared read gave up widening: this kit's own read may not (rare)
+                    rows, rows_closed = bookings_closed(
+                        start=kit_window[0], end=kit_window[1], center_id=center_id, type_ids=list(k.types)
+                    )
+                by_resource: dict[int | None, list[Booking]] = {}
+                for b in rows:
+                    by_resource.setdefault(b.resource_id, []).append(b)
+                answers[question] = (rows, rows_closed, by_resource)
+            k.busy, k.closed, of_resource = answers[question]
             for item in k.everything:
-                start, end = k.spans[item.pk]
-                clashes = [
-                    b for b in k.busy if b.resource_id == item.pk and b.blocked_from < end and b.blocked_until > start
-                ]
+                pk = item.pk
+                start, end = k.spans[pk]
+                clashes = [b for b in of_resource.get(pk, ()) if b.blocked_from < end and b.blocked_until > start]
                 if clashes:
-                    k.clashes[item.pk] = min(clashes, key=lambda b: (b.blocked_from, b.reservation_id))
+                    k.clashes[pk] = min(clashes, key=lambda b: (b.blocked_from, b.reservation_id))
         # The reservations' own spans (booked or only in the buffer), one statement for every clash.
         filled = {b.reservation_id: b for b in with_spans([b for k in judged for b in k.clashes.values()])}
         units: list[tuple[int, int, dt.datetime | None]] | None = None

@@ -3,6 +3,7 @@ center settings the portal reads, set through the staff form and the API."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -233,3 +234,25 @@ def test_the_api_reads_and_sets_the_portal_settings_and_refuses_an_image_without
     assert (body["portal_message"], body["calendar_feed_enabled"], body["problem_reports_enabled"]) == (
         "<p>Welcome</p>", False, True,
     )  # fmt: skip
+
+
+def test_every_listed_reservation_and_checkout_links_to_its_own_page(lab: Any) -> None:
+    """The links are worked out once per list: each still names its own reservation or checkout, and opens."""
+    done = w.book(lab, at(4, 10), at(4, 12))
+    with clock.frozen(at(4, 10)):
+        returned = desk.check_out(actor=SYSTEM, reservation=done, scanned=["LAP-1"])
+    with clock.frozen(at(4, 11)):
+        desk.check_in(actor=SYSTEM, checkout=returned)
+    out = w.book(lab, at(5, 10), at(5, 12))
+    with clock.frozen(at(5, 10)):
+        current = desk.check_out(actor=SYSTEM, reservation=out, scanned=["LAP-1"])
+    ahead = w.book(lab, at(20, 10), at(20, 12), [{"resource": lab.spare.pk}])
+    with clock.frozen(at(5, 11)):
+        client = w.client_for("P-1")
+        page = client.get("/portal/north/").content.decode()
+        mine = section(page, "my-reservations-title")
+        assert f'href="/portal/north/reservations/{ahead.pk}/"' in mine
+        assert f'href="/portal/north/checkouts/{current.pk}/"' in section(page, "my-checkouts-title")
+        assert f'href="/portal/north/checkouts/{returned.pk}/"' in section(page, "history-title")
+        for link in re.findall(r'href="(/portal/north/(?:reservations|checkouts)/\d+/)"', page):
+            assert client.get(link).status_code == 200

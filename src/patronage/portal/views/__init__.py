@@ -6,19 +6,21 @@ live there. Every page is rendered on the server and works without JavaScript.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 
 from patronage.core import net
 from patronage.core.errors import DomainError, FieldError, ValidationFailed
 from patronage.credentials import services as credentials
+from patronage.libraries import queries as library_queries
 from patronage.libraries.models import Branch, Library
 
 from .. import session
@@ -76,6 +78,18 @@ def error_summary(errors: Mapping[str, Sequence[str]], fields: Sequence[Mapping[
     return summary
 
 
+@lru_cache(maxsize=1024)
+def _library_url(prefix: str, name: str, code: str) -> str:
+    # A URL is a function of the URL configuration (fixed for the process), the script prefix and the
+    # library's code, so each is reversed once per process: pages name the same few on every request.
+    return reverse(name, kwargs={"library": code})
+
+
+def library_url(name: str, code: str) -> str:
+    """``reverse`` of a portal page that takes only the library, once per process."""
+    return _library_url(get_script_prefix(), name, code)
+
+
 class PortalView(View):
     """Base of portal pages: finds the library in the URL and the patron in the session."""
 
@@ -84,11 +98,14 @@ class PortalView(View):
     portal: credentials.PortalSession | None
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        found = Library.objects.filter(code=kwargs.get("library", "")).first()
+        found, centers = library_queries.library_and_centers(str(kwargs.get("library", "")))
         if found is None:
             return render(request, "portal/not_found.html", {"contrast": self.contrast_on()}, status=404)
         self.library = found
         self.portal, ended = session.current(request, found)
+        if self.portal is not None:
+            # The patron's checkout centers are their library's, and the session is this library's.
+            self._centers = centers
         if ended in ENDED_MESSAGES:
             messages.info(request, ENDED_MESSAGES[ended].format(minutes=credentials.idle_minutes()))
         if self.sign_in_required and self.portal is None:
@@ -120,7 +137,15 @@ class PortalView(View):
         return next((c for c in self.centers() if c.pk == chosen), None)
 
     def url(self, name: str, **kwargs: Any) -> str:
+        if not kwargs:
+            return library_url(name, self.library.code)
         return reverse(name, kwargs={"library": self.library.code, **kwargs})
+
+    def id_url(self, name: str, key: str) -> Callable[[int], str]:
+        """The URL of page ``name`` for any object id (its last path segment), reversed once for a whole
+        list instead of once per row."""
+        head, tail = self.url(name, **{key: 0}).rsplit("/0/", 1)
+        return lambda pk: f"{head}/{int(pk)}/{tail}"
 
     def page(self, template: str, context: Mapping[str, Any] | None = None, status: int = 200) -> HttpResponse:
         patron = self.portal.patron if self.portal else None
@@ -131,6 +156,13 @@ class PortalView(View):
             "several_centers": len(self.centers()) > 1 if patron else False,
             "contrast": self.contrast_on(),
             "idle_minutes": credentials.idle_minutes(),
+            "links": {
+                "dashboard": self.url("portal:dashboard"),
+                "center": self.url("portal:center"),
+                "help": self.url("portal:help"),
+                "contrast": self.url("portal:contrast"),
+                "sign_out": self.url("portal:sign-out"),
+            },
         }
         return render(self.request, template, {**base, **(context or {})}, status=status)
 

@@ -167,7 +167,10 @@ class BookingView(PortalView):
         return self._catalog
 
     def policy(self) -> Any:
-        return availability.policy_for(self.place)
+        """The center's policy, read once per request."""
+        if not hasattr(self, "_policy"):
+            self._policy = availability.policy_for(self.place)
+        return self._policy
 
     # --- reading the cart ----------------------------------------------------------------------------
 
@@ -468,6 +471,10 @@ class NewReservationView(BookingView):
             "month_days": [str(n) for n in range(1, 32)],
             "time_zone": self.library.time_zone,
             "back": [(k, get.get(k, "")) for k in ("q", "type", "items", "resource")],
+            # For the Add form repeated on every listed resource: its action and the non-empty "back" values,
+            # worked out once per page instead of once per row.
+            "new_action": self.url("portal:reservation-new"),
+            "back_kept": [(k, get.get(k, "")) for k in ("q", "type", "items", "resource") if get.get(k, "")],
             **browse,
         }
         return self.page("portal/booking.html", context, status)
@@ -548,7 +555,13 @@ class NewReservationView(BookingView):
                     # Why each busy one is not free, read once for all of them (not once per resource).
                     busy = [r for r in listed if r.pk not in free_ids]
                     patron = self.signed_in().patron
-                    why = availability.why_not_many(busy, *span, patron=patron, portal=True) if span and busy else {}
+                    why = (
+                        availability.why_not_many(
+                            busy, *span, patron=patron, portal=True, policies={self.place.pk: self.policy()}
+                        )
+                        if span and busy
+                        else {}
+                    )
                     context["rows"] = [
                         {
                             "resource": resource,

@@ -6,12 +6,14 @@ Every list is read in a fixed number of queries, whatever the patron holds (``te
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.paginator import Paginator
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 from django.utils.safestring import SafeString, mark_safe
 
 from patronage.circulation.models import Checkout
@@ -24,6 +26,7 @@ from patronage.reservations.models import CenterPolicy, Reservation
 from patronage.reservations.rules import State
 
 from .. import session
+from . import library_url
 from .mine import STATE_WORDS, MineView, items_prefetch, lines_prefetch, what
 
 HISTORY_PAGE = 10
@@ -76,13 +79,13 @@ def menu(library_code: str, settings: CenterSettings) -> list[dict[str, str]]:
         if off.get(name):
             continue
         try:
-            entries.append({"url": reverse(name, kwargs={"library": library_code}), "label": label})
+            entries.append({"url": library_url(name, library_code), "label": label})
         except NoReverseMatch:
             continue
     return entries
 
 
-def upcoming(patron: Patron, now: dt.datetime) -> list[dict[str, Any]]:
+def upcoming(patron: Patron, now: dt.datetime, href: Callable[[int], str]) -> list[dict[str, Any]]:
     """Pending and reserved reservations, soonest first; a series is one entry: its next occurrence and how
     many are still ahead."""
     rows = list(
@@ -100,6 +103,7 @@ def upcoming(patron: Patron, now: dt.datetime) -> list[dict[str, Any]]:
             continue
         entry = {
             "r": r,
+            "href": href(r.pk),
             "what": what(r),
             "state": STATE_WORDS[State(r.state)],
             "awaiting": r.state == State.PENDING_APPROVAL,
@@ -113,21 +117,22 @@ def upcoming(patron: Patron, now: dt.datetime) -> list[dict[str, Any]]:
     return entries
 
 
-def current_checkouts(patron: Patron, now: dt.datetime) -> list[dict[str, Any]]:
-    rows = (
-        Checkout.objects.filter(patron_id=patron.pk, completed_at__isnull=True)
-        .select_related("center")
-        .prefetch_related(items_prefetch())
-        .order_by("due_at", "id")
-    )
+def current_checkouts(patron: Patron, now: dt.datetime, href: Callable[[int], str]) -> list[dict[str, Any]]:
+    rows = Checkout.objects.filter(patron_id=patron.pk, completed_at__isnull=True).select_related("center")
     return [
-        {
-            "c": c,
-            "resources": [i.resource.name for i in c.items.all() if i.returned_at is None],
-            "late": c.due_at < now,
-        }
-        for c in rows
+        {"c": c, "href": href(c.pk), "resources": [], "late": c.due_at < now} for c in rows.order_by("due_at", "id")
     ]
+
+
+def with_items(current: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
+    """The resources of the current checkouts (those not yet returned) and of the history's page, read in one
+    statement for both lists."""
+    checkouts = [e["c"] for e in current] + [e["c"] for e in history]
+    prefetch_related_objects(checkouts, items_prefetch())
+    for e in current:
+        e["resources"] = [i.resource.name for i in e["c"].items.all() if i.returned_at is None]
+    for e in history:
+        e["resources"] = [i.resource.name for i in e["c"].items.all()]
 
 
 class DashboardView(MineView):
@@ -147,18 +152,21 @@ class DashboardView(MineView):
         completed = (
             Checkout.objects.filter(patron_id=patron.pk, completed_at__isnull=False)
             .select_related("center")
-            .prefetch_related(items_prefetch())
             .order_by("-completed_at", "-id")
         )
         history = Paginator(completed, HISTORY_PAGE).get_page(request.GET.get("page"))
+        checkout_href = self.id_url("portal:checkout", "checkout_id")
+        checkouts = current_checkouts(patron, now, checkout_href)
+        history_rows = [{"c": c, "href": checkout_href(c.pk), "resources": []} for c in history]
+        with_items(checkouts, history_rows)
         context = {
             "problems": problems,
             "my_groups": group_queries.portal_groups(patron),  # My Groups: names; a guardian sees more
             "message": settings.message,
             "menu": menu(self.library.code, settings),
-            "upcoming": upcoming(patron, now),
-            "checkouts": current_checkouts(patron, now),
+            "upcoming": upcoming(patron, now, self.id_url("portal:reservation", "reservation_id")),
+            "checkouts": checkouts,
             "history": history,
-            "history_rows": [{"c": c, "resources": [i.resource.name for i in c.items.all()]} for c in history],
+            "history_rows": history_rows,
         }
         return self.local("portal/dashboard.html", context)

@@ -119,3 +119,19 @@ def test_the_cost_does_not_grow_with_the_resources(varied: SimpleNamespace) -> N
     one_center = [r for r in varied.resources if r.identifier != "LAP-A1"]
     few = [r for r in one_center if r.identifier in {"LAP-1", "LAP-4", "TRI-1", "POD-2"}]
     assert statements(one_center) == statements(few) <= 10
+
+
+def test_a_policy_handed_over_is_not_read_again(varied: SimpleNamespace) -> None:
+    """The portal hands over the center's policy it has read for the page: the same answers, one read fewer."""
+    one_center = [r for r in varied.resources if r.identifier != "LAP-A1"]
+    center = one_center[0].center
+    span = (at(10, 11), at(10, 13))
+    policy = queries.policy_for(center)
+    with CaptureQueriesContext(connection) as alone:
+        found = queries.why_not_many(one_center, *span, patron=varied.stranger, portal=True)
+    with CaptureQueriesContext(connection) as given:
+        handed = queries.why_not_many(
+            one_center, *span, patron=varied.stranger, portal=True, policies={center.pk: policy}
+        )
+    assert handed == found
+    assert len(given.captured_queries) == len(alone.captured_queries) - 1
