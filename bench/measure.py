@@ -106,3 +106,19 @@ def cpu_per_request(
         "load_generator_cpu_ms_per_request": round(generator_cpu / max(requests, 1) * 1000, 3),
         "load_generator_cpu_share": round(generator_cpu / max(wall * (os.cpu_count() or 1), 0.001), 3),
     }
+
+
+def paced_schedule(clients: int, rate: float, duration: float, start: float = 0.0) -> list[list[float]]:
+    """Open-loop load: when each of ``clients`` connections is due to send, for a combined ``rate`` requests/s
+    over ``duration`` seconds from ``start`` (a ``time.perf_counter()`` value).
+
+    Each client sends every ``clients / rate`` seconds with its own phase (client i starts i / rate after the
+    first), so the requests of all clients are spread evenly in time, as terminals that wait on people are.
+    Measure each answer from its *scheduled* time, not from when it was sent: a client still waiting for a
+    late answer sends its next request late, and that wait belongs to the server (no coordinated omission).
+    """
+    if clients < 1 or rate <= 0:
+        raise ValueError("paced_schedule needs at least one client and a positive rate")
+    interval = clients / rate
+    per_client = max(1, round(duration * rate / clients))
+    return [[start + i / rate + k * interval for k in range(per_client)] for i in range(clients)]

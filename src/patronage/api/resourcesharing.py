@@ -8,8 +8,6 @@ here. A client sees only the patrons of its own library. The answer is the same 
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -35,28 +33,13 @@ class ProtocolClientAuthentication(BaseAuthentication):
     """``Authorization: Basic base64(login:secret)`` or ``Authorization: Bearer pcs_…`` (the secret alone)."""
 
     def authenticate(self, request: Request) -> tuple[None, ProtocolClient] | None:
-        header = get_authorization_header(request).split()
-        if not header:
-            return None
-        scheme = header[0].lower()
-        if scheme not in {b"basic", b"bearer"}:
-            return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed(
-                "Send 'Authorization: Basic <base64 of login:secret>' or 'Authorization: Bearer <secret>'."
-            )
-        login, secret = "", ""
         try:
-            if scheme == b"basic":
-                login, _, secret = base64.b64decode(header[1], validate=True).decode("utf-8").partition(":")
-            else:
-                secret = header[1].decode("ascii")
-        except (binascii.Error, UnicodeDecodeError):
-            raise exceptions.AuthenticationFailed(
-                "The Authorization header is not valid base64 of login:secret."
-            ) from None
-        if not secret or (scheme == b"basic" and not login):
-            raise exceptions.AuthenticationFailed("Send both the client login and its secret.")
+            given = clients.credentials_from_header(get_authorization_header(request), other_schemes=True)
+        except clients.MalformedCredentials as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
+        if given is None:
+            return None
+        login, secret = given
         try:
             client = clients.authenticate_client(Protocol.REST, login, secret, client_ip(request))
         except clients.ClientLocked as exc:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from django.db import connection
@@ -187,6 +188,7 @@ def overdue_fee(checkout: Checkout) -> tuple[Fee, Decimal] | None:
     return fee, (fee.amount - paid - waived).quantize(Decimal("0.01"))
 
 
+@cache
 def _patron_summary_sql() -> str:
     t = {m: m._meta.db_table for m in (CheckoutItem, Checkout, Resource, Reservation, Fee, PaymentAllocation, Waiver)}
     return (

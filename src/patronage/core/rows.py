@@ -8,9 +8,8 @@ building those reads through the ORM's query compiler cost several times the sta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -27,9 +26,32 @@ class Select:
     converters: tuple[tuple[int, tuple[Callable[[Any, Any, BaseDatabaseWrapper], Any], ...], Any], ...]
 
 
-@lru_cache(maxsize=64)
+# Keyed by the database alias and vendor, not by the connection object: each thread has its own connection,
+# and a cache holding them would keep closed ones alive. The converters are the first connection's, which
+# is the same database with the same settings as every other connection of its alias.
+_selects: dict[tuple[str, str, tuple[Join, ...]], Select] = {}
+_statements: dict[tuple[str, str, Hashable], str] = {}
+
+
 def select(connection: BaseDatabaseWrapper, joins: tuple[Join, ...]) -> Select:
-    """Per connection (one per database and thread), built once."""
+    """The column list and converters for ``joins`` on this connection's database, built once."""
+    key = (connection.alias, connection.vendor, joins)
+    found = _selects.get(key)
+    if found is None:
+        found = _selects[key] = _build_select(connection, joins)
+    return found
+
+
+def statement(connection: BaseDatabaseWrapper, key: Hashable, build: Callable[[BaseDatabaseWrapper], str]) -> str:
+    """A hand-written statement named ``key``, built by ``build`` once per database rather than on every call."""
+    cache_key = (connection.alias, connection.vendor, key)
+    found = _statements.get(cache_key)
+    if found is None:
+        found = _statements[cache_key] = build(connection)
+    return found
+
+
+def _build_select(connection: BaseDatabaseWrapper, joins: tuple[Join, ...]) -> Select:
     quote = connection.ops.quote_name
     columns: list[str] = []
     converters = []

@@ -216,8 +216,62 @@ def date_time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_OURS = f"{{{NS}}}"
+_PREFIX = "ns0:"  # the prefix ElementTree gives the first namespace it meets, and the one every answer has used
+
+
+def _escape_text(text: str) -> str:
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+def _escape_attribute(text: str) -> str:
+    text = _escape_text(text)
+    for char, reference in (('"', "&quot;"), ("\r", "&#13;"), ("\n", "&#10;"), ("\t", "&#09;")):
+        if char in text:
+            text = text.replace(char, reference)
+    return text
+
+
+def _name(tag: object) -> str:
+    if not isinstance(tag, str) or not tag.startswith(_OURS):
+        raise ValueError(tag)  # not one of ours: ElementTree writes it
+    return _PREFIX + tag[len(_OURS) :]
+
+
+def _write(node: ET.Element, out: list[str], declare: str = "") -> None:
+    name = _name(node.tag)
+    out.append(f"<{name}{declare}")
+    for key, value in node.items():
+        out.append(f' {_name(key)}="{_escape_attribute(value)}"')
+    if node.text or len(node):
+        out.append(">")
+        if node.text:
+            out.append(_escape_text(node.text))
+        for child in node:
+            _write(child, out)
+        out.append(f"</{name}>")
+    else:
+        out.append(" />")
+    if node.tail:
+        out.append(_escape_text(node.tail))
+
+
 def serialise(root: ET.Element) -> bytes:
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    """The document as ElementTree writes it (the same bytes), by a writer that knows our trees: every element
+    and attribute in the NCIP namespace, declared once on the root. ElementTree's general writer looks up every
+    name's namespace twice and was an eighth of a LookupUser's CPU; a tree it does not know goes to it."""
+    out: list[str] = ['<?xml version="1.0" encoding="UTF-8"?>\n']
+    try:
+        _write(root, out, f' xmlns:{_PREFIX[:-1]}="{_escape_attribute(NS)}"')
+    except ValueError:
+        return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return "".join(out).encode("utf-8", "xmlcharrefreplace")
 
 
 def top_level_problem(p: NcipProblem) -> bytes:

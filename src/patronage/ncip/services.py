@@ -15,8 +15,8 @@ from dateutil import parser as date_parser
 
 from patronage.credentials import services as credentials
 from patronage.patrons.models import Patron
-from patronage.resourcesharing import eligibility, ill_items
-from patronage.resourcesharing.models import ProtocolClient
+from patronage.resourcesharing import clients, eligibility, ill_items
+from patronage.resourcesharing.models import Protocol, ProtocolClient
 
 from .messages import (
     ACCEPT,
@@ -115,9 +115,8 @@ def _optional_fields(parent: ET.Element, patron: Patron, result: eligibility.Res
     if "user address information" in wanted:
         if patron.primary_email:
             _electronic_address(fields, "mailto", patron.primary_email)
-        phones = sorted(patron.phones.values_list("kind", "number"), key=lambda p: (p[0] != "mobile", p[0]))
-        if phones:
-            _electronic_address(fields, "tel", phones[0][1])
+        if result.phone:  # read with the patron (mobile first), asked for below when this element is wanted
+            _electronic_address(fields, "tel", result.phone)
     codes = [] if result.eligible else result.codes
     _privilege(fields, agency, "PROFILE", patron.patron_type.code.upper(), patron.patron_type.name[:100])
     _privilege(fields, agency, "STATUS", _status_label(result), "; ".join(codes) or "eligible for interlibrary loan")
@@ -128,12 +127,23 @@ def _optional_fields(parent: ET.Element, patron: Patron, result: eligibility.Res
             sub(node, "BlockOrTrapType", code)
 
 
+# The services whose handler records the client's sign-in itself (``clients.authenticate_client`` with
+# ``audit_success=False``): LookupUser's read event names the client, the channel and the address, so a
+# second event per request for the sign-in would say nothing more; where no read is recorded (no
+# identifier, a wrong PIN, the directory down, a failure) the handler writes the sign-in event instead.
+RECORDS_OWN_SIGN_IN = frozenset({"LookupUser"})
+
+
 def lookup_user(client: ProtocolClient, request: Request, address: str | None) -> ET.Element:
-    value, kind, pin = _user_identifier(request)
+    read_recorded = False
     try:
+        value, kind, pin = _user_identifier(request)
+        wanted = {_norm(t) for t in request.texts("UserElementType")}
         result, _ = eligibility.validate(
-            client=client, identifier=value, kind=kind, pin=pin, address=address, channel=ill_items.CHANNEL
-        )
+            client=client, identifier=value, kind=kind, pin=pin, address=address, channel=ill_items.CHANNEL,
+            with_phone="user address information" in wanted,
+        )  # fmt: skip
+        read_recorded = True
     except eligibility.PatronAuthenticationFailed:
         raise NcipProblem(
             "User Authentication Failed", "The patron's identifier or PIN/password is not right.",
@@ -146,6 +156,9 @@ def lookup_user(client: ProtocolClient, request: Request, address: str | None) -
         ) from None  # fmt: skip
     except credentials.DirectoryUnavailable:
         raise NcipProblem("Temporary Processing Failure", credentials.DIRECTORY_DOWN) from None
+    finally:
+        if not read_recorded:
+            clients.record_sign_in(client, Protocol.NCIP, address)
     patron = result.patron
     if patron is None:
         raise NcipProblem(
@@ -153,7 +166,6 @@ def lookup_user(client: ProtocolClient, request: Request, address: str | None) -
             element="UserIdentifierValue", value=value, scheme=LOOKUP_USER,
         )  # fmt: skip
     agency = our_agency(client, request)
-    wanted = {_norm(t) for t in request.texts("UserElementType")}
     body = ET.Element("LookupUserResponse")
     identifier(body, "User", agency, value, "Barcode" if result.matched_by == "barcode" else "User Id")
     _optional_fields(body, patron, result, agency, wanted)

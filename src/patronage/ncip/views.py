@@ -13,8 +13,6 @@ ends in a 500: an unexpected error is logged and answered as a Temporary Process
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 
 from django.db import DatabaseError
@@ -30,36 +28,22 @@ from .messages import GENERAL, NcipProblem, parse, syntax_problem, top_level_pro
 
 MAX_BODY = 256 * 1024
 CONTENT_TYPE = "application/xml; charset=UTF-8"
+# No answer is a page: nothing in it may load, run or be framed. Set here: the full site's CSP middleware
+# leaves a policy already set alone, and the NCIP pool (``patronage.ncip.wsgi``) runs without that middleware,
+# so both send this one.
+CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
 log = logging.getLogger("patronage.ncip")
 
 
 def _xml(body: bytes, status: int = 200) -> HttpResponse:
     response = HttpResponse(body, status=status, content_type=CONTENT_TYPE)
     response["Cache-Control"] = "no-store"
+    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     return response
 
 
 def _problem(p: NcipProblem, status: int = 200) -> HttpResponse:
     return _xml(top_level_problem(p), status)
-
-
-def _credentials(request: HttpRequest) -> tuple[str, str] | None:
-    """(login, secret) from the Authorization header; None when there is none; ValueError when malformed."""
-    header = request.META.get("HTTP_AUTHORIZATION", "").split()
-    if not header:
-        return None
-    scheme = header[0].lower()
-    if scheme not in {"basic", "bearer"} or len(header) != 2:
-        raise ValueError("Send 'Authorization: Basic <base64 of login:secret>' or 'Authorization: Bearer <secret>'.")
-    if scheme == "bearer":
-        return "", header[1]
-    try:
-        login, _, secret = base64.b64decode(header[1], validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise ValueError("The Authorization header is not valid base64 of login:secret.") from None
-    if not login or not secret:
-        raise ValueError("Send both the client login and its secret.")
-    return login, secret
 
 
 def _refused(detail: str, status: int = 401, retry_after: int | None = None) -> HttpResponse:
@@ -69,6 +53,10 @@ def _refused(detail: str, status: int = 401, retry_after: int | None = None) -> 
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
     return response
+
+
+def _unavailable() -> HttpResponse:
+    return _problem(NcipProblem("Temporary Processing Failure", "Try again in a moment.", top_level=True))
 
 
 @csrf_exempt
@@ -90,8 +78,8 @@ def endpoint(request: HttpRequest) -> HttpResponse:
         return _problem(syntax_problem(f"The body is larger than {MAX_BODY // 1024} KiB."), 413)
     address = net.client_ip(request.META)
     try:
-        given = _credentials(request)
-    except ValueError as exc:
+        given = clients.credentials_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
+    except clients.MalformedCredentials as exc:
         return _refused(str(exc))
     try:
         parsed = parse(body)
@@ -104,15 +92,20 @@ def endpoint(request: HttpRequest) -> HttpResponse:
             return _refused("Sign in as a protocol client: HTTP Basic with its login and secret.")
         given = ("", secret)
     try:
-        client: ProtocolClient = clients.authenticate_client(Protocol.NCIP, given[0], given[1], address)
+        client: ProtocolClient = clients.authenticate_client(
+            Protocol.NCIP, given[0], given[1], address, audit_success=parsed.service not in services.RECORDS_OWN_SIGN_IN
+        )
     except clients.ClientLocked as exc:
         return _refused(exc.message, 429, exc.retry_after_seconds)
     except clients.ClientAuthenticationFailed as exc:
         return _refused(exc.message)
+    except DatabaseError:  # e.g. a connection the database dropped; the next request gets a fresh one
+        log.exception("NCIP %s: the client could not be signed in", parsed.service)
+        return _unavailable()
     try:
         return _xml(services.answer(client, parsed, address))
     except NcipProblem as exc:
         return _problem(exc)
     except DatabaseError:
         log.exception("NCIP %s failed for client %s", parsed.service, client.pk)
-        return _problem(NcipProblem("Temporary Processing Failure", "Try again in a moment.", top_level=True))
+        return _unavailable()

@@ -2,11 +2,15 @@
 
 ``authenticate_client`` is the one door for every protocol (REST now; SIP2 and NCIP use it too). Wrong
 secrets count against the shared lock-out (``core.throttle``) per login and per address, and every
-attempt, good or bad, is written to the audit log.
+attempt, good or bad, is written to the audit log: as its own ``protocol_client.authenticate`` event, or,
+for a caller that asks so (``audit_success=False``), a good one inside the event of what the request then
+did, which names the client, the channel and the address (NCIP's LookupUser: ``patron.ill_validated``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hmac
 import ipaddress
@@ -250,6 +254,11 @@ def _audit_use(client: ProtocolClient | None, protocol: str, login: str, address
     )  # fmt: skip
 
 
+def record_sign_in(client: ProtocolClient, protocol: str, address: str | None) -> None:
+    """The audit event of a successful sign-in (``authenticate_client`` writes it unless told otherwise)."""
+    _audit_use(client, protocol, client.login, address, "ok")
+
+
 _CLIENT_JOINS: tuple[rows.Join, ...] = ((ProtocolClient, "c"), (Library, "l"))
 
 
@@ -276,12 +285,55 @@ def _client_by(column: str, value: str) -> ProtocolClient | None:
     return client
 
 
-def authenticate_client(protocol: str, login: str, secret: str, address: str | None) -> ProtocolClient:
+AUTHORIZATION_FORM = "Send 'Authorization: Basic <base64 of login:secret>' or 'Authorization: Bearer <secret>'."
+
+
+class MalformedCredentials(ValueError):
+    """An Authorization header that names Basic or Bearer but cannot be read; its text says how to fix it."""
+
+
+def credentials_from_header(header: str | bytes, *, other_schemes: bool = False) -> tuple[str, str] | None:
+    """(login, secret) from an HTTP ``Authorization`` header value, for ``authenticate_client``.
+
+    ``Basic base64(login:secret)`` gives both; ``Bearer <secret>`` the secret alone, with the login "". No
+    header gives None. A header of another scheme gives None when ``other_schemes`` (another sign-in, e.g.
+    the API's staff tokens, may read it), else ``MalformedCredentials``, as does a Basic or Bearer header
+    that cannot be read. The REST endpoints and the NCIP responder both read client credentials here.
+    """
+    # As the WSGI server gives it: bytes as ISO-8859-1, split on ASCII whitespace only.
+    raw = header if isinstance(header, bytes) else header.encode("latin-1", errors="replace")
+    parts = raw.split()
+    if not parts:
+        return None
+    scheme = parts[0].lower()
+    if scheme not in {b"basic", b"bearer"}:
+        if other_schemes:
+            return None
+        raise MalformedCredentials(AUTHORIZATION_FORM)
+    if len(parts) != 2:
+        raise MalformedCredentials(AUTHORIZATION_FORM)
+    try:
+        if scheme == b"basic":
+            login, _, secret = base64.b64decode(parts[1], validate=True).decode("utf-8").partition(":")
+        else:
+            login, secret = "", parts[1].decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        raise MalformedCredentials("The Authorization header is not valid base64 of login:secret.") from None
+    if not secret or (scheme == b"basic" and not login):
+        raise MalformedCredentials("Send both the client login and its secret.")
+    return login, secret
+
+
+def authenticate_client(
+    protocol: str, login: str, secret: str, address: str | None, *, audit_success: bool = True
+) -> ProtocolClient:
     """The enabled client with this login and secret, allowed ``protocol`` from ``address``; else an error.
 
     An empty ``login`` finds the client by its secret alone (a bearer secret). ``ClientAuthenticationFailed``
     never says which check failed (the audit log does, for administrators). Wrong guesses count against the
-    login and the address; a standing lock refuses before the secret is looked at.
+    login and the address; a standing lock refuses before the secret is looked at. Every refusal is
+    audited; a success too, unless ``audit_success`` is False: the caller then records it itself, in the
+    audit event of the request's work (naming the client) or, where there is none, with ``record_sign_in``.
     """
     login = (login or "").strip()[:64]
     keys = throttle.keys_for(f"client:{login}", address) if login else ([f"ip:{address}"] if address else [])
@@ -319,7 +371,8 @@ def authenticate_client(protocol: str, login: str, secret: str, address: str | N
     # they were not read).
     if not login or throttle.keys_for(account, None)[0] in counted:
         throttle.record_success(SCOPE, account)
-    _audit_use(client, protocol, client.login, address, "ok")
+    if audit_success:
+        record_sign_in(client, protocol, address)
     if client.last_used_at is None or now - client.last_used_at > _LAST_USED_RESOLUTION:
         ProtocolClient.objects.filter(pk=client.pk).update(last_used_at=now)
         client.last_used_at = now

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,7 +23,7 @@ from patronage.core.errors import DomainError
 from patronage.core.models import AuditEvent
 from patronage.credentials import services as credentials
 from patronage.libraries.models import Library
-from patronage.patrons.models import Barcode, Patron, PatronType
+from patronage.patrons.models import Barcode, Patron, PatronType, Phone
 from patronage.standing import services as standing_services
 from patronage.standing.rules import Action, Condition, Decision, IllFacts, Reason, Standing, ill_standing, warnings
 
@@ -73,6 +72,9 @@ class Result:
     warnings: tuple[Reason, ...]
     items: tuple[Item, ...]
     duplicate_ids: tuple[int, ...] = ()  # for staff only: never sent to a requesting system
+    # The number to reach the patron at (mobile, else home, else work; "" when none), read with the record
+    # when asked for (``with_phone``); None when not asked.
+    phone: str | None = None
 
     @property
     def eligible(self) -> bool:
@@ -123,11 +125,26 @@ _TRIES: dict[IdentifierType, tuple[str, ...]] = {
 }
 
 
-@lru_cache(maxsize=64)
-def _find_statement(connection: BaseDatabaseWrapper, tries: tuple[str, ...]) -> str:
-    """The statement for one connection and set of tries (each try takes the library and the identifier)."""
+def _find_statement(connection: BaseDatabaseWrapper, tries: tuple[str, ...], with_phone: bool = False) -> str:
+    """The statement for one set of tries (each try takes the library and the identifier), built once per
+    database; ``with_phone`` adds a last column, the patron's phone to reach them at: mobile, else home, else
+    work."""
+    return rows.statement(
+        connection,
+        ("eligibility.find", tries, with_phone),
+        lambda c: _build_find_statement(c, tries, with_phone),
+    )
+
+
+def _build_find_statement(connection: BaseDatabaseWrapper, tries: tuple[str, ...], with_phone: bool) -> str:
     quote = connection.ops.quote_name
     table = {model: quote(model._meta.db_table) for model, _ in _FIND_JOINS}
+    phone = (
+        f", (SELECT ph.number FROM {quote(Phone._meta.db_table)} ph WHERE ph.patron_id = p.id"
+        f" ORDER BY CASE WHEN ph.kind = '{Phone.Kind.MOBILE.value}' THEN 0 ELSE 1 END, ph.kind LIMIT 1)"
+        if with_phone
+        else ""
+    )
     branch = {
         "user_id": "SELECT q.id AS patron_id, CAST(NULL AS BIGINT) AS barcode_id, {rank} AS pos"
         f" FROM {table[Patron]} q WHERE q.library_id = %s AND q.person_id = %s",
@@ -138,7 +155,7 @@ def _find_statement(connection: BaseDatabaseWrapper, tries: tuple[str, ...]) -> 
     }
     union = " UNION ALL ".join(branch[name].format(rank=rank) for rank, name in enumerate(tries))
     return (
-        f"SELECT {rows.select(connection, _FIND_JOINS).columns} FROM ({union}) m"
+        f"SELECT {rows.select(connection, _FIND_JOINS).columns}{phone} FROM ({union}) m"
         f" JOIN {table[Patron]} p ON p.id = m.patron_id"
         f" JOIN {table[Library]} l ON l.id = p.library_id"
         f" JOIN {table[PatronType]} t ON t.id = p.patron_type_id"
@@ -147,21 +164,27 @@ def _find_statement(connection: BaseDatabaseWrapper, tries: tuple[str, ...]) -> 
     )
 
 
-def _find(library_id: int, text: str, kind: IdentifierType) -> tuple[Patron | None, str, Barcode | None]:
-    """(the patron, what matched, the barcode row when a barcode matched), at ``library_id`` only."""
+def _find(
+    library_id: int, text: str, kind: IdentifierType, with_phone: bool = False
+) -> tuple[Patron | None, str, Barcode | None, str | None]:
+    """(the patron, what matched, the barcode row when a barcode matched, the phone when ``with_phone``), at
+    ``library_id`` only."""
     tries = _TRIES[kind]
     if tries == ("patron_id",) and not (text.isdigit() and len(text) < 19):
-        return None, "", None
+        return None, "", None, None
     alias = router.db_for_read(Patron)
     connection = connections[alias]
     params: list[Any] = []
     for name in tries:
         params += [library_id, int(text) if name == "patron_id" else text]
     with connection.cursor() as cursor:
-        cursor.execute(_find_statement(connection, tries), [*params, library_id])
+        cursor.execute(_find_statement(connection, tries, with_phone), [*params, library_id])
         row = cursor.fetchone()
     if row is None:
-        return None, "", None
+        return None, "", None, None
+    phone = (row[-1] or "") if with_phone else None
+    if with_phone:
+        row = row[:-1]
     patron, library, patron_type, barcode = rows.instances(connection, alias, _FIND_JOINS, row)
     if not isinstance(patron, Patron) or not isinstance(barcode, Barcode | None):  # pragma: no cover
         raise TypeError(patron)
@@ -169,8 +192,9 @@ def _find(library_id: int, text: str, kind: IdentifierType) -> tuple[Patron | No
     Patron._meta.get_field("patron_type").set_cached_value(patron, patron_type)
     if barcode is not None:
         Barcode._meta.get_field("patron").set_cached_value(barcode, patron)
-        return patron, IdentifierType.BARCODE, barcode
-    return patron, (IdentifierType.PATRON_ID if tries == ("patron_id",) else IdentifierType.USER_ID), None
+        return patron, IdentifierType.BARCODE, barcode, phone
+    matched_by = IdentifierType.PATRON_ID if tries == ("patron_id",) else IdentifierType.USER_ID
+    return patron, matched_by, None, phone
 
 
 def _around_statement(connection: BaseDatabaseWrapper, by_name: bool, emails: int) -> str:
@@ -264,7 +288,7 @@ def _not_found(text: str, kind: IdentifierType) -> Result:
 
 
 def _evaluate(patron: Patron, text: str, kind: IdentifierType, matched_by: str, barcode: Barcode | None,
-              now: dt.datetime) -> Result:  # fmt: skip
+              now: dt.datetime, phone: str | None = None) -> Result:  # fmt: skip
     base = standing_services.standing(patron, now=now)
     types, duplicates = _around(patron)
     old = barcode is not None and not barcode.is_active
@@ -289,20 +313,26 @@ def _evaluate(patron: Patron, text: str, kind: IdentifierType, matched_by: str, 
             status = Status.FAIL if held else Status.PASS
         fix = " ".join(r.remedy for r in held)
         items.append(Item(key, question, status, data, fix, tuple(r.code.value for r in held)))
-    return Result(text, kind, matched_by, patron, decision, warnings(full), tuple(items), tuple(duplicates))
+    return Result(text, kind, matched_by, patron, decision, warnings(full), tuple(items), tuple(duplicates), phone)
 
 
 def check(
-    library_id: int, identifier: str, kind: IdentifierType = IdentifierType.ANY, *, now: dt.datetime | None = None
+    library_id: int,
+    identifier: str,
+    kind: IdentifierType = IdentifierType.ANY,
+    *,
+    now: dt.datetime | None = None,
+    with_phone: bool = False,
 ) -> Result:
-    """The checklist for whoever ``identifier`` names at ``library_id`` (another library's patron: not found)."""
+    """The checklist for whoever ``identifier`` names at ``library_id`` (another library's patron: not found);
+    ``with_phone``: with the patron's phone (``Result.phone``), read in the same statement as the record."""
     text = (identifier or "").strip()[:64]
     if not text:
         return _not_found(text, kind)
-    patron, matched_by, barcode = _find(library_id, text, kind)
+    patron, matched_by, barcode, phone = _find(library_id, text, kind, with_phone)
     if patron is None:
         return _not_found(text, kind)
-    return _evaluate(patron, text, kind, matched_by, barcode, now or clock.now())
+    return _evaluate(patron, text, kind, matched_by, barcode, now or clock.now(), phone)
 
 
 def check_patron(patron: Patron, *, now: dt.datetime | None = None) -> Result:
@@ -355,12 +385,15 @@ def validate(
     address: str | None = None,
     now: dt.datetime | None = None,
     channel: str = AuditEvent.Channel.API,
+    with_phone: bool = False,
 ) -> tuple[Result, bool]:
-    """The checklist for a protocol client asking about a patron of its library; audited.
+    """The checklist for a protocol client asking about a patron of its library; audited (the event names the
+    client, the channel and the address, so it also stands for the client's sign-in where the caller asked
+    ``clients.authenticate_client`` not to write one of its own).
 
     Returns the result and whether a PIN was checked. Without a PIN the client vouches for the patron.
     """
-    result = check(client.library_id, identifier, kind, now=now)
+    result = check(client.library_id, identifier, kind, now=now, with_phone=with_phone)
     pin_checked = False
     if pin is not None and result.patron is not None:
         pin_checked = _check_pin(result, pin, address)

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import struct
 import threading
 
 from django.db import connections
@@ -150,7 +151,8 @@ class Connection:
 
     def run(self) -> None:
         sock = self.sock
-        sock.settimeout(self.server.idle_timeout)
+        if self.server.ssl_context is not None or not _kernel_timeouts(sock, self.server.idle_timeout):
+            sock.settimeout(self.server.idle_timeout)
         if self.server.ssl_context is not None:
             sock = self.server.ssl_context.wrap_socket(sock, server_side=True)
             self.sock = sock
@@ -203,6 +205,24 @@ class Connection:
         sequence = request.sequence if request.code != "97" else None
         self._send(response.encode(self.session.encoding, sequence=sequence, checksummed=checksummed))
         return True
+
+
+def _kernel_timeouts(sock: socket.socket, seconds: float) -> bool:
+    """The idle time-out kept by the kernel (SO_RCVTIMEO, SO_SNDTIMEO) on a blocking socket, instead of
+    Python's socket time-out, which polls before every recv and send: two system calls, and two releases of
+    the interpreter lock for other threads to grab, per message. A time-out then raises ``BlockingIOError``
+    (an ``OSError``). False where the platform refuses, and the caller falls back to ``settimeout``."""
+    if seconds <= 0:  # 0 means "no time-out" to the kernel, not "do not wait" as to Python
+        return False
+    whole = int(seconds)
+    timeval = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+    try:
+        sock.settimeout(None)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    except (OSError, struct.error):
+        return False
+    return True
 
 
 def _line_end(buffer: bytes) -> int | None:

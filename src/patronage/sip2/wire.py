@@ -22,6 +22,8 @@ FIXED = {
 _TRAILER = re.compile(r"\|?AY(\d)AZ([0-9A-Fa-f]{4,5})$")
 _RESEND = re.compile(r"AZ([0-9A-Fa-f]{4})$")
 _FIELD_ID = re.compile(r"[A-Z]{2}")
+_CONTROL = re.compile(r"[\x00-\x1f]")
+_UNSAFE = re.compile(r"[|\r\n\x00]")
 
 
 class MalformedMessage(ValueError):
@@ -79,7 +81,7 @@ def parse(line: bytes, encoding: str = "cp850") -> Request:
         text = body.decode(encoding)
     except (UnicodeDecodeError, LookupError):
         raise MalformedMessage("The message is not text in the account's character set.") from None
-    if any(ord(c) < 32 for c in text):
+    if _CONTROL.search(text):
         raise MalformedMessage("The message holds control characters.")
     code = text[:2]
     if code not in FIXED:
@@ -99,6 +101,8 @@ def parse(line: bytes, encoding: str = "cp850") -> Request:
 def clean(value: object) -> str:
     """A variable field's value: no delimiter, CR, LF or NUL, at most 255 characters."""
     text = str(value)
+    if _UNSAFE.search(text) is None:  # the usual case: nothing to replace
+        return text[:MAX_VALUE]
     for bad in ("|", "\r", "\n", "\x00"):
         text = text.replace(bad, " " if bad != "|" else "/")
     return text[:MAX_VALUE]

@@ -172,6 +172,39 @@ def test_each_lookup_is_audited_with_client_patron_and_time(
     assert event.at is not None
 
 
+def test_a_lookup_is_one_audit_event_naming_the_client_for_sign_in_and_read(
+    library: Library, reshare: tuple[ProtocolClient, str]
+) -> None:
+    patron = make_patron(library, barcode=CURRENT)
+    client, secret = reshare
+    post(lookup(CURRENT), basic(client.login, secret))
+    events = list(AuditEvent.objects.filter(channel="ncip"))
+    assert [e.action for e in events] == ["patron.ill_validated"]
+    assert events[0].patron_id == patron.pk
+    assert events[0].detail["client_id"] == client.pk
+    assert events[0].source_ip == "127.0.0.1"
+
+
+def test_a_lookup_that_reads_no_patron_still_records_the_clients_sign_in(reshare: tuple[ProtocolClient, str]) -> None:
+    client, secret = reshare
+    post(message("LookupUser", ""), basic(client.login, secret))  # no identifier: nothing is read
+    events = list(AuditEvent.objects.filter(channel="ncip"))
+    assert [(e.action, e.detail["outcome"], e.detail["client_id"]) for e in events] == [
+        ("protocol_client.authenticate", "ok", client.pk)
+    ]
+
+
+def test_the_phone_sent_is_the_mobile_else_home_else_work(
+    library: Library, reshare: tuple[ProtocolClient, str]
+) -> None:
+    client, secret = reshare
+    make_patron(library, barcode=CURRENT, phones={"work": "+1 202 555 0101", "home": "+1 202 555 0102"})
+    make_patron(library, barcode="21000000000002", phones={"home": "+1 202 555 0103", "mobile": "+1 202 555 0104"})
+    for barcode, expected in ((CURRENT, "+12025550102"), ("21000000000002", "+12025550104")):
+        doc = valid(post(lookup(barcode, "User Address Information"), basic(client.login, secret)).content)
+        assert text(doc, "//n:ElectronicAddress[n:ElectronicAddressType='tel']/n:ElectronicAddressData") == expected
+
+
 def test_another_librarys_patron_is_an_unknown_user(library: Library, reshare: tuple[ProtocolClient, str]) -> None:
     south = make_library("south")
     make_patron_type(south, "adult", may_use_ill=True)

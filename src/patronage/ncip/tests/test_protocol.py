@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
 import pytest
+from django.db import OperationalError
+from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -85,6 +93,26 @@ def test_a_bearer_secret_is_accepted(library: Library, reshare: tuple[ProtocolCl
     make_patron(library, barcode=CURRENT)
     _, secret = reshare
     assert privileges(valid(post(lookup(CURRENT), f"Bearer {secret}").content))["STATUS"] == "ACTIVE"
+
+
+@pytest.mark.parametrize(
+    ("header", "detail"),
+    [
+        ("Basic", clients.AUTHORIZATION_FORM),
+        ("Basic " + base64.b64encode(b"reshare-north:").decode(), "Send both the client login and its secret."),
+        ("Basic not*base64", "The Authorization header is not valid base64 of login:secret."),
+    ],
+)
+def test_a_malformed_authorization_header_is_refused_alike_by_ncip_and_rest(
+    reshare: tuple[ProtocolClient, str], header: str, detail: str
+) -> None:
+    ncip = post(lookup(CURRENT), header)
+    assert ncip.status_code == 401
+    assert text(valid(ncip.content), "//n:Problem/n:ProblemDetail") == detail
+    rest = Client().post("/api/v1/ill/validate/", {"identifier": CURRENT}, content_type="application/json",
+                         HTTP_AUTHORIZATION=header)  # fmt: skip
+    assert rest.status_code == 401
+    assert rest.json()["detail"] == detail
 
 
 def test_only_post_is_answered(reshare: tuple[ProtocolClient, str]) -> None:
@@ -241,3 +269,80 @@ def test_the_endpoint_answers_every_fuzzed_body_with_valid_ncip(
     response = post(body, basic(client.login, secret))
     assert response.status_code == 200
     valid(response.content)
+
+
+# --- failures, headers and the NCIP-only pool ----------------------------------------------------
+
+
+def test_a_database_failure_while_signing_in_is_a_temporary_failure_not_a_500(
+    reshare: tuple[ProtocolClient, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def dropped(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("the connection was closed")
+
+    monkeypatch.setattr(clients, "authenticate_client", dropped)
+    client, secret = reshare
+    response = post(lookup(CURRENT), basic(client.login, secret))
+    assert response.status_code == 200
+    assert _problem(response) == "Temporary Processing Failure"
+
+
+def test_every_answer_forbids_loading_running_and_framing_anything(reshare: tuple[ProtocolClient, str]) -> None:
+    client, secret = reshare
+    for response in (post(lookup(CURRENT), basic(client.login, secret)), post(lookup(CURRENT))):
+        assert response["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+
+
+_POOL_PROBE = """
+import io, sys
+from patronage.ncip.wsgi import application
+
+def call(method, path):
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "", "SERVER_NAME": "127.0.0.1",
+               "SERVER_PORT": "80", "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "http",
+               "REMOTE_ADDR": "127.0.0.1", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "127.0.0.1"}
+    seen = {}
+    def start(status, headers):
+        seen["status"] = status.split()[0]
+        seen["headers"] = dict(headers)
+    b"".join(application(environ, start))
+    return seen
+
+ncip = call("GET", "/ncip/")
+print(ncip["status"], call("GET", "/healthz")["status"], call("GET", "/staff/")["status"],
+      call("GET", "/portal/")["status"], ncip["headers"].get("X-Content-Type-Options"),
+      ncip["headers"].get("X-Frame-Options"), "Set-Cookie" in ncip["headers"])
+"""
+
+
+def test_the_ncip_pool_serves_the_responder_and_nothing_else(tmp_path: Path) -> None:
+    env = {**os.environ, "PATRONAGE_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "patronage.settings"}
+    env.pop("DATABASE_URL", None)  # these answers read no database
+    probe = [sys.executable, "-c", _POOL_PROBE]
+    done = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=120)  # noqa: S603 - our own script
+    assert done.returncode == 0, done.stderr[-2000:]
+    # /ncip/ answers (405 to a GET, as in the full site), the health check too; pages are not there at all.
+    assert done.stdout.split() == ["405", "200", "404", "404", "nosniff", "DENY", "False"]
+
+
+def _as_elementtree_writes_it(root: ET.Element) -> bytes:
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+
+
+@given(texts=st.lists(st.one_of(st.none(), st.text(max_size=12)), min_size=3, max_size=3), scheme=st.text(max_size=12))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_answers_are_written_byte_for_byte_as_elementtree_writes_them(texts: list[str | None], scheme: str) -> None:
+    root = messages.message()
+    response = messages.sub(root, "LookupUserResponse")
+    messages.sub(response, "ProblemType", texts[0], scheme=scheme)
+    node = messages.sub(response, "UserId")
+    messages.sub(node, "UserIdentifierValue", texts[1])
+    messages.sub(node, "AgencyId", texts[2])
+    messages.sub(response, "Empty")
+    assert messages.serialise(root) == _as_elementtree_writes_it(root)
+
+
+def test_a_tree_with_a_foreign_element_is_still_written_by_elementtree() -> None:
+    root = messages.message()
+    ET.SubElement(root, "{urn:other}Thing").text = "x & y"
+    assert messages.serialise(root) == _as_elementtree_writes_it(root)

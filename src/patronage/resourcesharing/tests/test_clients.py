@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -209,3 +210,58 @@ def test_a_usual_sign_in_writes_nothing_but_its_audit_row(kiosk: tuple[ProtocolC
     assert len(writes) == 1
     assert writes[0].startswith("INSERT INTO")
     assert "auditevent" in writes[0]
+
+
+# --- reading client credentials from the Authorization header (the REST endpoints and NCIP) -------------------
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("", None),
+        ("   ", None),
+        ("Basic " + _b64("kiosk-2:pcs_x"), ("kiosk-2", "pcs_x")),
+        ("basic " + _b64("kiosk-2:pcs:x"), ("kiosk-2", "pcs:x")),  # the secret keeps its colons
+        ("Bearer pcs_x", ("", "pcs_x")),
+        (b"Bearer pcs_x", ("", "pcs_x")),  # as DRF hands the header over
+    ],
+)
+def test_client_credentials_come_from_basic_or_bearer(header: str | bytes, expected: tuple[str, str] | None) -> None:
+    assert clients.credentials_from_header(header) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("Basic", clients.AUTHORIZATION_FORM),
+        ("Bearer pcs_x extra", clients.AUTHORIZATION_FORM),
+        ("Token abc", clients.AUTHORIZATION_FORM),
+        ("Basic not*base64", "The Authorization header is not valid base64 of login:secret."),
+        ("Bearer pcs_\u00e9", "The Authorization header is not valid base64 of login:secret."),
+        ("Basic " + _b64("kiosk-2:"), "Send both the client login and its secret."),
+        ("Basic " + _b64(":pcs_x"), "Send both the client login and its secret."),
+    ],
+)
+def test_a_malformed_header_is_refused_with_how_to_send_it(header: str, message: str) -> None:
+    with pytest.raises(clients.MalformedCredentials) as refused:
+        clients.credentials_from_header(header)
+    assert str(refused.value) == message
+
+
+def test_another_scheme_is_left_to_other_sign_ins_where_there_are_some() -> None:
+    assert clients.credentials_from_header("Token abc", other_schemes=True) is None
+    with pytest.raises(clients.MalformedCredentials):
+        clients.credentials_from_header("Basic", other_schemes=True)
+
+
+def test_a_caller_may_leave_a_good_sign_in_to_its_own_audit_event(kiosk: tuple[ProtocolClient, str]) -> None:
+    _, secret = kiosk
+    clients.authenticate_client("sip2", "kiosk-2", secret, "192.0.2.5", audit_success=False)
+    assert not AuditEvent.objects.filter(action="protocol_client.authenticate").exists()
+    with pytest.raises(clients.ClientAuthenticationFailed):  # a refusal is recorded all the same
+        clients.authenticate_client("sip2", "kiosk-2", "pcs_guess", "192.0.2.5", audit_success=False)
+    assert _outcome() == "wrong_secret"

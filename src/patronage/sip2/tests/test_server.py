@@ -358,3 +358,43 @@ def test_prepared_statements_are_for_postgresql_connections_only() -> None:
             assert conf.get("OPTIONS", {}) == before
     finally:
         conf["OPTIONS"] = before
+
+
+@pytest.mark.parametrize(("value", "prepared"), [(None, True), ("1", True), ("0", False), ("off", False)])
+def test_prepared_statements_are_on_unless_turned_off(value: str | None, prepared: bool) -> None:
+    """Operators behind a transaction-mode pooler (PgBouncer before 1.21) turn them off with ``0``."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[4]
+    env = {k: v for k, v in os.environ.items() if k != "PATRONAGE_SIP2_PREPARED_STATEMENTS"}
+    if value is not None:
+        env["PATRONAGE_SIP2_PREPARED_STATEMENTS"] = value
+    env["DJANGO_SETTINGS_MODULE"] = "patronage.settings"
+    code = "from django.conf import settings as s; print(s.PATRONAGE_SIP2_PREPARED_STATEMENTS)"
+    result = subprocess.run(  # noqa: S603 - fixed command, no user input
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(prepared)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_the_sip2_command_prepares_statements_as_the_setting_says(monkeypatch: Any, settings: Any, on: bool) -> None:
+    from django.core.management import call_command
+
+    from patronage.sip2.management.commands import sip2 as command
+
+    applied: list[bool] = []
+
+    def prepare() -> list[str]:
+        applied.append(True)
+        return []
+
+    monkeypatch.setattr(command, "use_prepared_statements", prepare)
+    monkeypatch.setattr(command.Command, "_serve", lambda self, **kwargs: None)
+    settings.PATRONAGE_SIP2_PREPARED_STATEMENTS = on
+    call_command("sip2", processes=1)
+    assert applied == ([True] if on else [])

@@ -31,7 +31,7 @@ class Command(BaseCommand):
 
         if options.get("bind"):
             settings.PATRONAGE_SIP2_BIND = options["bind"]
-        if getattr(settings, "PATRONAGE_SIP2_PREPARED_STATEMENTS", False):
+        if getattr(settings, "PATRONAGE_SIP2_PREPARED_STATEMENTS", True):
             use_prepared_statements()
         wanted = options.get("processes") or getattr(settings, "PATRONAGE_SIP2_PROCESSES", 1)
         processes = max(1, int(str(wanted)))
