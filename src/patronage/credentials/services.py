@@ -23,13 +23,14 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from patronage.core import audit, clock, rows, throttle, tokens
 from patronage.core.errors import Conflict, DomainError, Refused, ValidationFailed
 from patronage.core.models import AuditEvent
 from patronage.core.values import flag
 from patronage.libraries.models import Branch, Library
-from patronage.patrons.models import Barcode, Patron
+from patronage.patrons.models import Barcode, Patron, PatronType
 from patronage.standing import services as standing_services
 from patronage.standing.rules import Action, Reason, Standing
 
@@ -154,17 +155,8 @@ def find_patron(library: Library | int, identifier: str) -> Patron | None:
     # ORM's query compiler, which cost more than the statement itself.
     alias = router.db_for_read(Patron)
     connection = connections[alias]
-    quote = connection.ops.quote_name
-    patrons, barcodes = quote(Patron._meta.db_table), quote(Barcode._meta.db_table)
-    sql = (
-        f"SELECT {rows.select(connection, _FOUND).columns} FROM ("
-        f" SELECT x.id AS patron_id, 0 AS pos FROM {patrons} x WHERE x.library_id = %s AND x.person_id = %s"
-        f" UNION ALL SELECT b.patron_id, 1 FROM {barcodes} b WHERE b.library_id = %s AND b.number = %s AND b.is_active"
-        f") m JOIN {patrons} p ON p.id = m.patron_id JOIN {quote(Library._meta.db_table)} l ON l.id = p.library_id"
-        f" LEFT JOIN {quote(PatronCredential._meta.db_table)} k ON k.patron_id = p.id"
-        " WHERE p.library_id = %s ORDER BY m.pos LIMIT 1"
-    )
     with connection.cursor() as cursor:
+        sql = rows.statement(connection, "credentials.find_patron", _build_find_patron_sql)
         cursor.execute(sql, [library_id, text, library_id, text, library_id])
         row = cursor.fetchone()
     if row is None:
@@ -178,6 +170,19 @@ def find_patron(library: Library | int, identifier: str) -> Patron | None:
 
 # The models find_patron reads in one row, with their aliases in its statement.
 _FOUND: tuple[rows.Join, ...] = ((Patron, "p"), (Library, "l"), (PatronCredential, "k"))
+
+
+def _build_find_patron_sql(connection: BaseDatabaseWrapper) -> str:
+    quote = connection.ops.quote_name
+    patrons, barcodes = quote(Patron._meta.db_table), quote(Barcode._meta.db_table)
+    return (
+        f"SELECT {rows.select(connection, _FOUND).columns} FROM ("
+        f" SELECT x.id AS patron_id, 0 AS pos FROM {patrons} x WHERE x.library_id = %s AND x.person_id = %s"
+        f" UNION ALL SELECT b.patron_id, 1 FROM {barcodes} b WHERE b.library_id = %s AND b.number = %s AND b.is_active"
+        f") m JOIN {patrons} p ON p.id = m.patron_id JOIN {quote(Library._meta.db_table)} l ON l.id = p.library_id"
+        f" LEFT JOIN {quote(PatronCredential._meta.db_table)} k ON k.patron_id = p.id"
+        " WHERE p.library_id = %s ORDER BY m.pos LIMIT 1"
+    )
 
 
 def _credential(patron: Patron) -> PatronCredential | None:
@@ -392,17 +397,51 @@ def portal_session(patron_id: object, library_id: object, stamp: object) -> Port
         pk, lib = int(str(patron_id)), int(str(library_id))
     except ValueError:
         return None
-    patron = (
-        Patron.objects.select_related("library", "credential", "patron_type", "registered_branch")
-        .filter(pk=pk, library_id=lib)
-        .first()
-    )
+    patron = _session_patron(pk, lib)
     if patron is None or not stamp or session_stamp(patron) != stamp:
         return None
     standing = standing_services.standing(patron)
     if not standing.decision(Action.PORTAL_LOGIN).allowed:
         return None
     return PortalSession(patron=patron, standing=standing)
+
+
+# The models portal_session reads in one row, with their aliases in its statement.
+_SESSION: tuple[rows.Join, ...] = (
+    (Patron, "p"), (Library, "l"), (PatronType, "t"), (Branch, "b"), (PatronCredential, "k"),
+)  # fmt: skip
+
+
+def _session_patron(pk: int, library_id: int) -> Patron | None:
+    """The patron with library, type, registered branch and credential, as one hand-written statement: every
+    portal page reads it, and building the read through the ORM's query compiler cost more than running it."""
+    alias = router.db_for_read(Patron)
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute(rows.statement(connection, "credentials.portal_session", _build_session_sql), [pk, library_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    patron, library, patron_type, branch, credential = rows.instances(connection, alias, _SESSION, row)
+    assert isinstance(patron, Patron)  # noqa: S101 - the statement's FROM
+    Patron._meta.get_field("library").set_cached_value(patron, library)
+    Patron._meta.get_field("patron_type").set_cached_value(patron, patron_type)
+    Patron._meta.get_field("registered_branch").set_cached_value(patron, branch)
+    Patron.credential.related.set_cached_value(patron, credential)  # None: the patron has no password
+    return patron
+
+
+def _build_session_sql(connection: BaseDatabaseWrapper) -> str:
+    quote = connection.ops.quote_name
+    table = {model: quote(model._meta.db_table) for model, _ in _SESSION}
+    return (
+        f"SELECT {rows.select(connection, _SESSION).columns} FROM {table[Patron]} p"
+        f" JOIN {table[Library]} l ON l.id = p.library_id"
+        f" JOIN {table[PatronType]} t ON t.id = p.patron_type_id"
+        f" JOIN {table[Branch]} b ON b.id = p.registered_branch_id"
+        f" LEFT JOIN {table[PatronCredential]} k ON k.patron_id = p.id"
+        " WHERE p.id = %s AND p.library_id = %s"
+    )
 
 
 def checkout_centers(patron: Patron) -> list[Branch]:
