@@ -370,4 +370,4 @@ PATRONAGE_SIP2_PREPARED_STATEMENTS = os.environ.get("PATRONAGE_SIP2_PREPARED_STA
     "false",
     "off",
     "no",
-}
+}  # as core.database.OFF (settings import nothing of the application)

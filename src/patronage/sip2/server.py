@@ -236,24 +236,6 @@ def _resend(session: handlers.Session) -> bytes:
     return wire.RESEND.encode("ascii", sequence=None, checksummed=True)
 
 
-def use_prepared_statements(threshold: int = 2) -> list[str]:
-    """Server-side binding and prepared statements for this process's PostgreSQL connections.
-
-    Call before the process opens a connection (``patronage sip2`` does when
-    ``PATRONAGE_SIP2_PREPARED_STATEMENTS`` is on). The web processes keep Django's default (client-side
-    binding): their statements are many and varied; the SIP2 process repeats the same handful for every
-    message, so PostgreSQL plans each once per connection, and psycopg sends parameters without quoting
-    them into the text. Returns the aliases changed (SQLite ignores the setting).
-    """
-    changed = []
-    for alias in connections:
-        conf = connections.settings[alias]
-        if conf.get("ENGINE") == "django.db.backends.postgresql":
-            conf.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=threshold)
-            changed.append(alias)
-    return changed
-
-
 def from_settings() -> Sip2Server:
     from django.conf import settings
 

@@ -346,3 +346,26 @@ def test_a_tree_with_a_foreign_element_is_still_written_by_elementtree() -> None
     root = messages.message()
     ET.SubElement(root, "{urn:other}Thing").text = "x & y"
     assert messages.serialise(root) == _as_elementtree_writes_it(root)
+
+
+_POOL_OPTIONS_PROBE = """
+from django.db import connections
+import patronage.ncip.wsgi
+options = connections.settings["default"].get("OPTIONS", {})
+print(options.get("server_side_binding"), options.get("prepare_threshold"))
+"""
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, "True 2"), ("0", "None None"), ("off", "None None")])
+def test_the_ncip_pool_prepares_its_statements_unless_told_not_to(
+    tmp_path: Path, setting: str | None, expected: str
+) -> None:
+    env = {**os.environ, "PATRONAGE_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "patronage.settings"}
+    env["DATABASE_URL"] = "postgres://nobody@127.0.0.1:9/unused"  # read as settings only: nothing connects
+    env.pop("PATRONAGE_DB_PREPARED_STATEMENTS", None)
+    if setting is not None:
+        env["PATRONAGE_DB_PREPARED_STATEMENTS"] = setting
+    probe = [sys.executable, "-c", _POOL_OPTIONS_PROBE]
+    done = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=120)  # noqa: S603 - our own script
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == expected.split()

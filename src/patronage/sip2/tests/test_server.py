@@ -343,7 +343,7 @@ def test_connections_beyond_the_bound_are_closed(world: SimpleNamespace) -> None
 def test_prepared_statements_are_for_postgresql_connections_only() -> None:
     from django.db import connections
 
-    from patronage.sip2.server import use_prepared_statements
+    from patronage.core.database import use_prepared_statements
 
     conf = connections.settings["default"]
     before = dict(conf.get("OPTIONS", {}))

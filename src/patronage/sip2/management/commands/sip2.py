@@ -14,7 +14,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from patronage.sip2.server import from_settings, use_prepared_statements
+from patronage.core.database import use_prepared_statements
+from patronage.sip2.server import from_settings
 
 
 class Command(BaseCommand):
