@@ -83,7 +83,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", 8 * 3600))
 SESSION_SAVE_EVERY_REQUEST = True  # idle sessions expire: the age counts from the last request
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# The same database store, its per-request read written by hand (patronage.core.sessions.SessionStore).
+SESSION_ENGINE = "patronage.core.sessions"
 
 INSTALLED_APPS = [
     "django.contrib.auth",

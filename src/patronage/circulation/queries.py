@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections import abc
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
+from typing import overload
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import connection, connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet, Sum
 
+from patronage.core import rows
 from patronage.fines.models import Fee, PaymentAllocation, Waiver
 from patronage.libraries.models import Branch
 from patronage.reservations.models import Reservation
@@ -213,3 +217,97 @@ def patron_summary(patron_id: int, now: dt.datetime) -> list[tuple[str, str, boo
     with connection.cursor() as cursor:
         cursor.execute(_patron_summary_sql(), [at, patron_id, patron_id, at, patron_id])
         return [(str(k), str(text), bool(flag)) for k, text, flag, _ in cursor.fetchall()]
+
+
+# --- the portal's checkout lists: each checkout with its center and items, in one hand-written statement -------
+
+_WITH_ITEMS: tuple[rows.Join, ...] = ((Checkout, "c"), (Branch, "b"), (CheckoutItem, "i"), (Resource, "x"))
+CheckoutWithItems = tuple[Checkout, list[CheckoutItem]]
+
+
+def _with_items_statement(completed: bool, paged: bool) -> Callable[[BaseDatabaseWrapper], str]:
+    order = "completed_at DESC, id DESC" if completed else "due_at, id"
+
+    def build(db: BaseDatabaseWrapper) -> str:
+        quote = db.ops.quote_name
+        page = " LIMIT %s OFFSET %s" if paged else ""
+        return (
+            f"SELECT {rows.select(db, _WITH_ITEMS).columns}"
+            f" FROM (SELECT * FROM {quote(Checkout._meta.db_table)} WHERE patron_id = %s"
+            f" AND completed_at IS {'NOT ' if completed else ''}NULL ORDER BY {order}{page}) c"
+            f" JOIN {quote(Branch._meta.db_table)} b ON b.id = c.center_id"
+            f" LEFT JOIN {quote(CheckoutItem._meta.db_table)} i ON i.checkout_id = c.id"
+            f" LEFT JOIN {quote(Resource._meta.db_table)} x ON x.id = i.resource_id"
+            f" ORDER BY {', '.join(f'c.{part}' for part in order.split(', '))}, i.id"
+        )
+
+    return build
+
+
+def _checkouts_with_items(patron_id: int, completed: bool, page: tuple[int, int] | None) -> list[CheckoutWithItems]:
+    alias = router.db_for_read(Checkout)
+    db = connections[alias]
+    sql = rows.statement(
+        db, ("portal-checkouts", completed, page is not None), _with_items_statement(completed, page is not None)
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, [patron_id, *(page or ())])
+        found = cursor.fetchall()
+    result: list[CheckoutWithItems] = []
+    center_field = Checkout._meta.get_field("center")
+    resource_field = CheckoutItem._meta.get_field("resource")
+    for row in found:
+        checkout, center, item, resource = rows.instances(db, alias, _WITH_ITEMS, row)
+        assert isinstance(checkout, Checkout)  # noqa: S101 - the statement's FROM
+        if not result or result[-1][0].pk != checkout.pk:
+            center_field.set_cached_value(checkout, center)
+            result.append((checkout, []))
+        if isinstance(item, CheckoutItem):
+            resource_field.set_cached_value(item, resource)
+            result[-1][1].append(item)
+    return result
+
+
+def open_checkouts_with_items(patron_id: int) -> list[CheckoutWithItems]:
+    """The patron's checkouts not yet completed, soonest due first, each with its center and every item (with
+    its resource, returned or not) by id."""
+    return _checkouts_with_items(patron_id, False, None)
+
+
+class CheckoutHistory(abc.Sequence[CheckoutWithItems]):
+    """The patron's completed checkouts, latest first, for ``Paginator``: its length and slices, each slice
+    one statement giving the checkouts with their centers and items."""
+
+    def __init__(self, patron_id: int) -> None:
+        self.patron_id = patron_id
+
+    def __len__(self) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT COUNT(*) FROM {connection.ops.quote_name(Checkout._meta.db_table)}"
+                " WHERE patron_id = %s AND completed_at IS NOT NULL",
+                [self.patron_id],
+            )
+            return int(cursor.fetchone()[0])
+
+    @overload
+    def __getitem__(self, index: int) -> CheckoutWithItems: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[CheckoutWithItems]: ...
+
+    def __getitem__(self, index: int | slice) -> CheckoutWithItems | list[CheckoutWithItems]:
+        if isinstance(index, int):
+            found = self[index : index + 1] if index >= 0 else []
+            if not found:
+                raise IndexError(index)
+            return found[0]
+        if index.step not in (None, 1) or (index.start or 0) < 0 or (index.stop or 0) < 0:
+            raise ValueError("only forward slices of the history are read")
+        start, stop = index.start or 0, index.stop
+        if stop is None or stop <= start:
+            return [] if stop is not None else _checkouts_with_items(self.patron_id, True, (len(self), start))
+        return _checkouts_with_items(self.patron_id, True, (stop - start, start))
+
+    def __iter__(self) -> Iterator[CheckoutWithItems]:
+        return iter(self[0 : len(self)])

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import connection, connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import DecimalField, Q, Sum, Value
 from django.db.models.functions import Coalesce
 
 from patronage.blocks.models import Block
 from patronage.circulation.models import Checkout
-from patronage.core import clock
+from patronage.core import clock, rows
 from patronage.fines.models import Fee, Payment, Waiver
 from patronage.libraries.models import Library
 from patronage.patrons.models import Barcode, Patron, PatronType
@@ -154,9 +155,32 @@ def member_rows(group_id: int, now: dt.datetime | None = None) -> list[MemberRow
     return result
 
 
+_MEMBERSHIP: tuple[rows.Join, ...] = ((GroupMember, "m"), (PatronGroup, "g"))
+
+
+def _membership_statement(db: BaseDatabaseWrapper) -> str:
+    quote = db.ops.quote_name
+    return (
+        f"SELECT {rows.select(db, _MEMBERSHIP).columns} FROM {quote(GroupMember._meta.db_table)} m"
+        f" JOIN {quote(PatronGroup._meta.db_table)} g ON g.id = m.group_id"
+        " WHERE m.patron_id = %s ORDER BY m.joined_at, m.id LIMIT 1"
+    )
+
+
 def membership_of(patron_id: int) -> GroupMember | None:
-    """The patron's place in a group (with the group), or None."""
-    return GroupMember.objects.select_related("group").filter(patron_id=patron_id).first()
+    """The patron's place in a group (with the group), or None: one hand-written statement (the dashboard
+    reads it on every visit)."""
+    alias = router.db_for_read(GroupMember)
+    db = connections[alias]
+    with db.cursor() as cursor:
+        cursor.execute(rows.statement(db, "group-membership", _membership_statement), [patron_id])
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    member, group = rows.instances(db, alias, _MEMBERSHIP, found)
+    assert isinstance(member, GroupMember)  # noqa: S101 - the statement's FROM
+    GroupMember._meta.get_field("group").set_cached_value(member, group)
+    return member
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import connection, connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 
+from patronage.core import rows
 from patronage.libraries.models import Branch
 from patronage.patrons.models import Patron
 from patronage.resources import queries as catalog
@@ -22,17 +24,34 @@ from patronage.resources.models import Resource, ResourceType
 from patronage.resources.rules import TypeNode, in_service_until, is_authorized, visible_in_portal
 
 from . import rules
-from .models import CenterPolicy, Occupancy, Reservation
+from .models import CenterPolicy, Occupancy, Reservation, ReservationEvent, ReservationLine, ReservationSeries
 from .rules import Code, Interval, Reason
 
 OPEN = [s.value for s in rules.OPEN_STATES]
 
 
+_POLICY: tuple[rows.Join, ...] = ((CenterPolicy, "p"),)
+
+
 def policy_for(center: Branch | int) -> rules.Policy:
-    """The center's policy, or the defaults when it has none."""
+    """The center's policy, or the defaults when it has none. One hand-written statement (core.rows): every
+    booking page reads it, and building the read through the ORM cost more than running it."""
     center_id = center if isinstance(center, int) else center.pk
-    row = CenterPolicy.objects.filter(center_id=center_id).first()
-    return rules.Policy() if row is None else to_policy(row)
+
+    def build(db: BaseDatabaseWrapper) -> str:
+        quote = db.ops.quote_name
+        return (
+            f"SELECT {rows.select(db, _POLICY).columns} FROM {quote(CenterPolicy._meta.db_table)} p"
+            " WHERE p.center_id = %s"
+        )
+
+    alias = router.db_for_read(CenterPolicy)
+    db = connections[alias]
+    with db.cursor() as cursor:
+        cursor.execute(rows.statement(db, "reservations.policy_for", build), [center_id])
+        found = cursor.fetchone()
+    row = None if found is None else rows.instances(db, alias, _POLICY, found)[0]
+    return rules.Policy() if not isinstance(row, CenterPolicy) else to_policy(row)
 
 
 def to_policy(row: CenterPolicy) -> rules.Policy:
@@ -147,13 +166,20 @@ def _from_epoch(seconds: float) -> dt.datetime:
 
 def with_spans(clashes: Sequence[Booking]) -> list[Booking]:
     """The clashing rows with their reservations' own spans; one statement for those still missing."""
-    missing = {b.reservation_id for b in clashes if b.starts_at is None}
+    missing = sorted({b.reservation_id for b in clashes if b.starts_at is None})
     spans: dict[int, tuple[dt.datetime | None, dt.datetime | None]] = dict.fromkeys(missing, (None, None))
-    if missing:
-        spans.update(
-            (pk, (s, e))
-            for pk, s, e in Reservation.objects.filter(pk__in=missing).values_list("pk", "starts_at", "ends_at")
-        )
+    if missing:  # by hand, as ``bookings``: the ORM's compiler cost more than the statement
+        if connection.vendor == "postgresql":
+            columns = "EXTRACT(EPOCH FROM starts_at)::float8, EXTRACT(EPOCH FROM ends_at)::float8"
+            instant: Callable[[Any], dt.datetime] = _from_epoch
+        else:
+            columns, instant = "starts_at, ends_at", _instant
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, {columns} FROM {Reservation._meta.db_table} WHERE id IN ({', '.join(['%s'] * len(missing))})",
+                missing,
+            )
+            spans.update((pk, (instant(s), instant(e))) for pk, s, e in cursor.fetchall())
     return [
         b
         if b.starts_at is not None
@@ -417,11 +443,20 @@ def holders(resource_ids: Sequence[int], after: dt.datetime) -> dict[int, list[i
 
 @dataclass(frozen=True)
 class TypeAvailability:
+    """The answer of ``type_availability``; ``center_id``, ``busy`` and ``closed``: the center asked about and
+    the closed read of the type's busy rows there (``bookings_closed``), for ``why_not_many`` to reuse."""
+
     resource_type: ResourceType
     blocked_from: dt.datetime
     blocked_until: dt.datetime
     free_units: int
     free_resources: list[Resource]
+    center_id: int | None = None
+    busy: tuple[Booking, ...] = ()
+    closed: bool = False
+
+
+_UNIT: tuple[rows.Join, ...] = ((Resource, "x"),)
 
 
 def type_availability(
@@ -437,13 +472,20 @@ def type_availability(
     start, end = rules.blocked_span(
         starts_at, ends_at, resource_type.buffer_before_minutes, resource_type.buffer_after_minutes
     )
-    resources = list(
-        Resource.objects.raw(
-            f"SELECT * FROM {Resource._meta.db_table} WHERE center_id = %s AND resource_type_id = %s "
-            "ORDER BY name, identifier",
-            [center.pk, resource_type.pk],
+
+    def build(db: BaseDatabaseWrapper) -> str:
+        quote = db.ops.quote_name
+        return (
+            f"SELECT {rows.select(db, _UNIT).columns} FROM {quote(Resource._meta.db_table)} x"
+            f" WHERE x.center_id = %s AND x.resource_type_id = %s ORDER BY x.{quote('name')}, x.{quote('identifier')}"
         )
-    )
+
+    alias = router.db_for_read(Resource)
+    db = connections[alias]
+    with db.cursor() as cursor:
+        cursor.execute(rows.statement(db, "reservations.type_units", build), [center.pk, resource_type.pk])
+        found = cursor.fetchall()
+    resources = [r for r in (rows.instances(db, alias, _UNIT, row)[0] for row in found) if isinstance(r, Resource)]
     busy, closed = bookings_closed(start=start, end=end, center_id=center.pk, type_ids=[resource_type.pk])
     units, holds = unit_view(
         resource_type.pk, [(r.pk, resource_type.pk, r.out_of_service_from) for r in resources], busy
@@ -456,6 +498,9 @@ def type_availability(
         blocked_until=end,
         free_units=free,
         free_resources=[r for r in resources if r.pk in free_ids],
+        center_id=center.pk,
+        busy=tuple(busy),
+        closed=closed,
     )
 
 
@@ -517,7 +562,7 @@ def _parts_of(resources: Sequence[Resource]) -> dict[int, list[Resource]]:
     roots: dict[int, set[int]] = {r.pk: {r.pk} for r in resources}  # a resource's id -> the kits it is in
     level = list(roots)
     while level:
-        parts = list(Resource.objects.filter(contained_in_id__in=level).select_related("resource_type"))
+        parts = _parts_in(level)
         below: dict[int, set[int]] = {}
         for part in parts:
             assert part.contained_in_id is not None  # noqa: S101 - filtered on it
@@ -529,6 +574,36 @@ def _parts_of(resources: Sequence[Resource]) -> dict[int, list[Resource]]:
         roots = below
         level = list(below)
     return found
+
+
+_PART: tuple[rows.Join, ...] = ((Resource, "x"), (ResourceType, "y"))
+
+
+def _parts_in(container_ids: Sequence[int]) -> list[Resource]:
+    """The resources directly inside these, each with its type, as ``select_related("resource_type")`` makes
+    them; written by hand (core.rows), the portal's item list asks on every page."""
+
+    def build(db: BaseDatabaseWrapper) -> str:
+        quote = db.ops.quote_name
+        return (
+            f"SELECT {rows.select(db, _PART).columns} FROM {quote(Resource._meta.db_table)} x"
+            f" JOIN {quote(ResourceType._meta.db_table)} y ON y.id = x.resource_type_id"
+            " WHERE x.contained_in_id IN ({marks})"
+        )
+
+    alias = router.db_for_read(Resource)
+    db = connections[alias]
+    sql = rows.statement(db, "reservations.parts_in", build).format(marks=", ".join(["%s"] * len(container_ids)))
+    with db.cursor() as cursor:
+        cursor.execute(sql, list(container_ids))
+        found = cursor.fetchall()
+    parts = []
+    for row in found:
+        part, kind = rows.instances(db, alias, _PART, row)
+        assert isinstance(part, Resource)  # noqa: S101 - the statement's FROM
+        Resource._meta.get_field("resource_type").set_cached_value(part, kind)
+        parts.append(part)
+    return parts
 
 
 def _closed_in(
@@ -575,6 +650,9 @@ def why_not_many(
     patron: Patron | None = None,
     portal: bool = False,
     policies: Mapping[int, rules.Policy] | None = None,
+    type_trees: Mapping[int, Mapping[int, TypeNode]] | None = None,
+    authorizations: Mapping[tuple[int, dt.date], Collection[int]] | None = None,
+    read: Iterable[TypeAvailability] = (),
 ) -> dict[int, list[Reason]]:
     """``why_not`` for each of several resources (the portal's list of a type's items): {resource id:
     reasons}, each exactly what ``why_not`` gives for it alone.
@@ -584,7 +662,11 @@ def why_not_many(
     the kits' parts (one statement per level of nesting), the busy rows of every type involved over the
     widest span (widened as ``bookings_closed`` does), the spans of the reservations that clash, and the
     center's units. Each resource is then judged on the rows its own question would have read. ``policies``:
-    centers' policies the caller has already read ({center id: policy}), not read again.
+    centers' policies the caller has already read ({center id: policy}), not read again; likewise
+    ``type_trees`` ({library id: its whole type tree, as ``type_nodes``}) and ``authorizations`` ({(patron
+    id, day): the types the patron's authorizations valid that day cover, as ``authorized_type_ids``}).
+    ``read``: ``type_availability`` answers the caller has; the busy rows of one asks the same read of (a
+    type's items without parts, at its center, over its blocked span) are taken from it.
     """
     result: dict[int, list[Reason]] = {r.pk: [] for r in resources}
     if not resources:
@@ -593,8 +675,8 @@ def why_not_many(
     by_center: dict[int, list[Resource]] = {}
     for resource in resources:
         by_center.setdefault(resource.center_id, []).append(resource)
-    nodes: dict[int, dict[int, TypeNode]] = {}
-    authorized: dict[tuple[int, dt.date], set[int]] = {}
+    nodes: dict[int, Mapping[int, TypeNode]] = dict(type_trees or {})
+    authorized: dict[tuple[int, dt.date], Collection[int]] = dict(authorizations or {})
     for center_id, kits in by_center.items():
         center = kits[0].center
         library = center.library
@@ -618,7 +700,19 @@ def why_not_many(
             min(s for k in judged for s, _ in k.spans.values()),
             max(e for k in judged for _, e in k.spans.values()),
         )
-        busy, closed = bookings_closed(start=window[0], end=window[1], center_id=center_id, type_ids=list(all_types))
+        known = next(
+            (
+                (list(a.busy), a.closed)
+                for a in read
+                if a.center_id == center_id
+                and {a.resource_type.pk} == set(all_types)
+                and (a.blocked_from, a.blocked_until) == window
+            ),
+            None,
+        )
+        busy, closed = known or bookings_closed(
+            start=window[0], end=window[1], center_id=center_id, type_ids=list(all_types)
+        )
         # Kits of the same types over the same window (a type's items, with no parts) get the same rows: each
         # distinct question is answered once, with its rows by resource.
         answers: dict[tuple[Any, ...], tuple[list[Booking], bool, dict[int | None, list[Booking]]]] = {}
@@ -722,3 +816,158 @@ def conflict_reason(
         "or choose another resource.",
         details,
     )
+
+
+# --- the portal's own reservations: hand-written reads (core.rows) for the dashboard and the reservation page ---
+
+_UPCOMING: tuple[rows.Join, ...] = (
+    (Reservation, "r"), (Branch, "c"), (ReservationLine, "n"), (Resource, "x"), (ResourceType, "y"),
+)  # fmt: skip
+_LINE: tuple[rows.Join, ...] = ((ReservationLine, "n"), (Resource, "x"), (ResourceType, "y"))
+ReservationWithLines = tuple[Reservation, list[ReservationLine]]
+
+
+def _line_joins(db: BaseDatabaseWrapper) -> str:
+    quote = db.ops.quote_name
+    return (
+        f" LEFT JOIN {quote(Resource._meta.db_table)} x ON x.id = n.resource_id"
+        f" LEFT JOIN {quote(ResourceType._meta.db_table)} y ON y.id = n.resource_type_id"
+    )
+
+
+def _cache_line(line: ReservationLine, resource: Any, resource_type: Any) -> None:
+    ReservationLine._meta.get_field("resource").set_cached_value(line, resource)
+    ReservationLine._meta.get_field("resource_type").set_cached_value(line, resource_type)
+
+
+def patron_reservations_with_lines(patron_id: int, states: Sequence[str], limit: int) -> list[ReservationWithLines]:
+    """The patron's reservations in ``states``, soonest first (at most ``limit``), each with its center and its
+    lines (with resource and type) by id, in one statement."""
+
+    def build(db: BaseDatabaseWrapper) -> str:
+        quote = db.ops.quote_name
+        marks = ", ".join(["%s"] * len(states))
+        return (
+            f"SELECT {rows.select(db, _UPCOMING).columns}"
+            f" FROM (SELECT * FROM {quote(Reservation._meta.db_table)} WHERE patron_id = %s AND state IN ({marks})"
+            " ORDER BY starts_at, id LIMIT %s) r"
+            f" JOIN {quote(Branch._meta.db_table)} c ON c.id = r.center_id"
+            f" LEFT JOIN {quote(ReservationLine._meta.db_table)} n ON n.reservation_id = r.id"
+            f"{_line_joins(db)} ORDER BY r.starts_at, r.id, n.id"
+        )
+
+    alias = router.db_for_read(Reservation)
+    db = connections[alias]
+    sql = rows.statement(db, ("portal-reservations", len(states)), build)
+    with db.cursor() as cursor:
+        cursor.execute(sql, [patron_id, *states, limit])
+        found = cursor.fetchall()
+    result: list[ReservationWithLines] = []
+    for row in found:
+        reservation, center, line, resource, resource_type = rows.instances(db, alias, _UPCOMING, row)
+        assert isinstance(reservation, Reservation)  # noqa: S101 - the statement's FROM
+        if not result or result[-1][0].pk != reservation.pk:
+            Reservation._meta.get_field("center").set_cached_value(reservation, center)
+            result.append((reservation, []))
+        if isinstance(line, ReservationLine):
+            _cache_line(line, resource, resource_type)
+            result[-1][1].append(line)
+    return result
+
+
+def portal_settings(center_id: int) -> tuple[str, bool, bool] | None:
+    """The center's portal message (as stored) and whether it offers problem reports and the calendar feed;
+    None without a policy row."""
+
+    def build(db: BaseDatabaseWrapper) -> str:
+        return (
+            "SELECT portal_message, problem_reports_enabled, calendar_feed_enabled"
+            f" FROM {db.ops.quote_name(CenterPolicy._meta.db_table)} WHERE center_id = %s"
+        )
+
+    db = connections[router.db_for_read(CenterPolicy)]
+    with db.cursor() as cursor:
+        cursor.execute(rows.statement(db, "portal-settings", build), [center_id])
+        found = cursor.fetchone()
+    return None if found is None else (found[0], bool(found[1]), bool(found[2]))
+
+
+@dataclass(frozen=True)
+class OwnReservation:
+    """What the patron's reservation page shows: the reservation (with center and series), its lines, its
+    events, the id of its checkout (if picked up) and how many of its series' open occurrences come later."""
+
+    reservation: Reservation
+    lines: list[ReservationLine]
+    events: list[ReservationEvent]
+    checkout_id: int | None
+    later: int
+
+
+_OWN: tuple[rows.Join, ...] = ((Reservation, "r"), (Branch, "c"), (ReservationSeries, "s"))
+
+
+def own_reservation_page(reservation_id: int, patron_id: int, library_id: int) -> OwnReservation | None:
+    """The reservation ``reservation_id`` if it is this patron's at this library (else None), with what its
+    page shows, in three statements."""
+
+    def build(db: BaseDatabaseWrapper) -> str:
+        quote = db.ops.quote_name
+        table = quote(Reservation._meta.db_table)
+        marks = ", ".join(["%s"] * len(OPEN_PORTAL_STATES))
+        # The checkout is circulation's, found through the one-to-one relation it declares to the reservation.
+        checkout = Reservation.checkout.related.field.model._meta.db_table
+        return (
+            f"SELECT {rows.select(db, _OWN).columns},"
+            f" (SELECT k.id FROM {quote(checkout)} k WHERE k.reservation_id = r.id"
+            "  ORDER BY k.checked_out_at, k.id LIMIT 1),"
+            f" (SELECT COUNT(*) FROM {table} o WHERE r.series_id IS NOT NULL AND o.series_id = r.series_id"
+            f"  AND o.starts_at > r.starts_at AND o.state IN ({marks}))"
+            f" FROM {table} r JOIN {quote(Branch._meta.db_table)} c ON c.id = r.center_id"
+            f" LEFT JOIN {quote(ReservationSeries._meta.db_table)} s ON s.id = r.series_id"
+            " WHERE r.id = %s AND r.patron_id = %s AND r.library_id = %s"
+        )
+
+    def build_lines(db: BaseDatabaseWrapper) -> str:
+        quote = db.ops.quote_name
+        return (
+            f"SELECT {rows.select(db, _LINE).columns} FROM {quote(ReservationLine._meta.db_table)} n"
+            f"{_line_joins(db)} WHERE n.reservation_id = %s ORDER BY n.id"
+        )
+
+    def build_events(db: BaseDatabaseWrapper) -> str:
+        quote = db.ops.quote_name
+        return (
+            f"SELECT {rows.select(db, ((ReservationEvent, 'e'),)).columns}"
+            f" FROM {quote(ReservationEvent._meta.db_table)} e WHERE e.reservation_id = %s ORDER BY e.at, e.id"
+        )
+
+    alias = router.db_for_read(Reservation)
+    db = connections[alias]
+    with db.cursor() as cursor:
+        cursor.execute(
+            rows.statement(db, "portal-own-reservation", build),
+            [*OPEN_PORTAL_STATES, reservation_id, patron_id, library_id],
+        )
+        head = cursor.fetchone()
+        if head is None:
+            return None
+        reservation, center, series = rows.instances(db, alias, _OWN, head[:-2])
+        assert isinstance(reservation, Reservation)  # noqa: S101 - the statement's FROM
+        Reservation._meta.get_field("center").set_cached_value(reservation, center)
+        Reservation._meta.get_field("series").set_cached_value(reservation, series)
+        cursor.execute(rows.statement(db, "portal-own-lines", build_lines), [reservation.pk])
+        lines = []
+        for row in cursor.fetchall():
+            line, resource, resource_type = rows.instances(db, alias, _LINE, row)
+            assert isinstance(line, ReservationLine)  # noqa: S101 - the statement's FROM
+            _cache_line(line, resource, resource_type)
+            lines.append(line)
+        cursor.execute(rows.statement(db, "portal-own-events", build_events), [reservation.pk])
+        events = [rows.instances(db, alias, ((ReservationEvent, "e"),), row)[0] for row in cursor.fetchall()]
+    return OwnReservation(
+        reservation, lines, [e for e in events if isinstance(e, ReservationEvent)], head[-2], int(head[-1])
+    )
+
+
+OPEN_PORTAL_STATES = (rules.State.PENDING_APPROVAL.value, rules.State.RESERVED.value)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q
+
+from patronage.core import rows
 
 from .models import Authorization, Resource, ResourceType
 from .rules import TypeNode, is_authorized, lineage, visible_in_portal
@@ -58,22 +63,60 @@ def center_units(center_id: int, type_ids: Iterable[int]) -> list[tuple[int, int
 # --- what a patron may browse in the portal ----------------------------------------------------------------
 
 
+class _Types(Mapping[int, ResourceType]):
+    """Resource types read as rows, each made into an instance (as the ORM makes it) when first asked for:
+    a page shows a few of the catalog's types, and making all of them cost more than reading them."""
+
+    def __init__(self, alias: str, found: dict[int, Sequence[Any]]) -> None:
+        self._alias = alias
+        self._rows = found
+        self._made: dict[int, ResourceType] = {}
+
+    def __getitem__(self, pk: int) -> ResourceType:
+        found = self._made.get(pk)
+        if found is not None:
+            return found
+        row = self._rows[pk]  # KeyError for a type not in the catalog, as a dict would
+        made = rows.instances(connections[self._alias], self._alias, _TYPE, row)[0]
+        assert isinstance(made, ResourceType)  # noqa: S101 - the row is a type's
+        self._made[pk] = made
+        return made
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, pk: object) -> bool:
+        return pk in self._rows
+
+
 @dataclass(frozen=True)
 class PortalCatalog:
     """The resource types a patron may browse and reserve in the portal at one checkout center.
 
     ``reservable``: types the center lends that are visible in the portal (with every type above them) and
     need no authorization or one the patron holds; ``types``: those and the types above them, so the tree
-    reads from the top. A type hidden from the portal, or one needing an authorization the patron lacks,
-    is in neither, and nor are its resources.
+    reads from the top; ``parents``: each of those types' parent. A type hidden from the portal, or one
+    needing an authorization the patron lacks, is in neither, and nor are its resources.
+
+    What it was worked out from, for the availability checks of the same page not to read it again:
+    ``nodes``, the library's whole type tree (as ``type_nodes``), and ``authorized``, the library's types the
+    patron holds an authorization for valid on ``on`` (as ``authorized_type_ids``).
     """
 
-    types: dict[int, ResourceType]
+    types: Mapping[int, ResourceType]
     reservable: frozenset[int]
+    parents: Mapping[int, int | None]
+    nodes: Mapping[int, TypeNode]
+    authorized: frozenset[int]
+    on: dt.date
 
     def children(self, parent_id: int | None) -> list[ResourceType]:
         return sorted(
-            (t for t in self.types.values() if t.parent_id == parent_id), key=lambda t: (t.name.lower(), t.pk)
+            (self.types[pk] for pk, parent in self.parents.items() if parent == parent_id),
+            key=lambda t: (t.name.lower(), t.pk),
         )
 
     def path(self, type_id: int) -> list[ResourceType]:
@@ -86,23 +129,65 @@ class PortalCatalog:
         return found[::-1]
 
 
+_TYPE: tuple[rows.Join, ...] = ((ResourceType, "t"),)
+
+
 def portal_catalog(library_id: int, center_id: int, patron_id: int, on: dt.date) -> PortalCatalog:
     """The portal's catalog for a patron at a center (see ``PortalCatalog``), authorizations valid on ``on``.
-    Three statements: the library's types, the types the center lends, the patron's authorizations."""
-    everything = {t.pk: t for t in ResourceType.objects.filter(library_id=library_id)}
-    nodes = {
-        pk: TypeNode(t.pk, t.parent_id, t.requires_authorization, t.visible_in_portal) for pk, t in everything.items()
-    }
-    lent_here = set(
-        ResourceType.centers.through.objects.filter(branch_id=center_id).values_list("resourcetype_id", flat=True)
-    )
-    lent_here &= set(everything)
-    authorized = authorized_type_ids(patron_id, on)
+
+    One hand-written statement (every booking page reads it): the library's types, each with whether the
+    center lends it and whether the patron holds an authorization for it valid on ``on``. The tree rules
+    (``rules``) then decide what is shown; instances are made only of the types a page asks for."""
+    alias = router.db_for_read(ResourceType)
+    connection = connections[alias]
+    sql = rows.statement(connection, "resources.portal_catalog", _catalog_sql)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [center_id, patron_id, connection.ops.adapt_datefield_value(on), library_id])
+        found = cursor.fetchall()
+    names = [f.attname for f in ResourceType._meta.concrete_fields]  # the row's columns, in ``rows.select``'s order
+    width = len(names)
+    at = {name: names.index(name) for name in ("id", "parent_id", "requires_authorization", "visible_in_portal")}
+    everything: dict[int, Sequence[Any]] = {}
+    nodes: dict[int, TypeNode] = {}
+    lent_here: list[int] = []
+    authorized: set[int] = set()
+    for row in found:
+        node = TypeNode(
+            row[at["id"]],
+            row[at["parent_id"]],
+            bool(row[at["requires_authorization"]]),
+            bool(row[at["visible_in_portal"]]),
+        )
+        nodes[node.id] = node
+        everything[node.id] = row[:width]
+        if row[width]:
+            lent_here.append(node.id)
+        if row[width + 1]:
+            authorized.add(node.id)
     reservable = frozenset(
         pk for pk in lent_here if visible_in_portal(pk, nodes) and is_authorized(pk, nodes, authorized)
     )
     shown = {above for pk in reservable for above in lineage(pk, nodes)}
-    return PortalCatalog({pk: everything[pk] for pk in shown}, reservable)
+    return PortalCatalog(
+        types=_Types(alias, {pk: everything[pk] for pk in shown}),
+        reservable=reservable,
+        parents={pk: nodes[pk].parent_id for pk in shown},
+        nodes=nodes,
+        authorized=frozenset(authorized),
+        on=on,
+    )
+
+
+def _catalog_sql(connection: BaseDatabaseWrapper) -> str:
+    quote = connection.ops.quote_name
+    lent = ResourceType.centers.through._meta.db_table  # Django's own table: resourcetype_id, branch_id
+    return (
+        f"SELECT {rows.select(connection, _TYPE).columns}, EXISTS (SELECT 1 FROM {quote(lent)} c"
+        " WHERE c.resourcetype_id = t.id AND c.branch_id = %s),"
+        f" EXISTS (SELECT 1 FROM {quote(Authorization._meta.db_table)} a WHERE a.resource_type_id = t.id"
+        " AND a.patron_id = %s AND (a.expires_on IS NULL OR a.expires_on >= %s))"
+        f" FROM {quote(ResourceType._meta.db_table)} t WHERE t.library_id = %s"
+    )
 
 
 def portal_resources(
@@ -114,17 +199,47 @@ def portal_resources(
     ids: Iterable[int] | None = None,
 ) -> list[Resource]:
     """The resources a patron may reserve at the center: of reservable types (``type_ids`` narrows them),
-    not parts of a kit (the kit books them), named like ``keyword`` if one is given, among ``ids`` if
-    given. One statement."""
-    allowed = catalog.reservable if type_ids is None else catalog.reservable & set(type_ids)
-    found = Resource.objects.filter(
-        center_id=center_id, resource_type_id__in=sorted(allowed), contained_in__isnull=True
+    not parts of a kit (the kit books them), named like ``keyword`` (any case) if one is given, among ``ids``
+    if given; by name and identifier, at most 500, each with its type. One hand-written statement (core.rows):
+    the item list reads it on every page, and the ORM's compiler cost more than running it."""
+    allowed = sorted(catalog.reservable if type_ids is None else catalog.reservable & set(type_ids))
+    wanted = None if ids is None else sorted(set(ids))
+    if not allowed or wanted == []:
+        return []
+    alias = router.db_for_read(Resource)
+    db = connections[alias]
+    quote = db.ops.quote_name
+    where = [f"x.center_id = %s AND x.contained_in_id IS NULL AND x.resource_type_id IN ({_marks(allowed)})"]
+    params: list[Any] = [center_id, *allowed]
+    if wanted is not None:
+        where.append(f"x.id IN ({_marks(wanted)})")
+        params += wanted
+    if keyword:  # as the ORM's ``name__icontains``: the database's own case-insensitive LIKE, escaped
+        name = db.ops.lookup_cast("icontains", "CharField") % f"x.{quote('name')}"
+        where.append(f"{name} {db.operators['icontains'] % '%s'}")
+        params.append(f"%{db.ops.prep_for_like_query(keyword)}%")
+    sql = (
+        f"SELECT {rows.select(db, _RESOURCE).columns} FROM {quote(Resource._meta.db_table)} x"
+        f" JOIN {quote(ResourceType._meta.db_table)} y ON y.id = x.resource_type_id"
+        f" WHERE {' AND '.join(where)} ORDER BY x.{quote('name')}, x.{quote('identifier')} LIMIT 500"
     )
-    if ids is not None:
-        found = found.filter(pk__in=list(ids))
-    if keyword:
-        found = found.filter(name__icontains=keyword)
-    return list(found.select_related("resource_type").order_by("name", "identifier")[:500])
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
+    result = []
+    for row in found:
+        resource, kind = rows.instances(db, alias, _RESOURCE, row)
+        assert isinstance(resource, Resource)  # noqa: S101 - the statement's FROM
+        Resource._meta.get_field("resource_type").set_cached_value(resource, kind)
+        result.append(resource)
+    return result
+
+
+_RESOURCE: tuple[rows.Join, ...] = ((Resource, "x"), (ResourceType, "y"))
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join(["%s"] * len(values))
 
 
 def portal_types_named(catalog: PortalCatalog, keyword: str) -> list[ResourceType]:

@@ -317,6 +317,40 @@ def test_bad_times_and_repeats_get_field_errors_and_save_nothing(client: Client,
     assert client.get(REVIEW)["Location"].startswith(NEW)  # nothing to review yet
 
 
+def test_a_refused_details_form_keeps_the_repeat_choices_given(client: Client, world: SimpleNamespace) -> None:
+    refused = save_details(
+        client, repeat="weekly", repeat_weekdays=["tue", "fri"], repeat_month_day="31", repeat_week_of_month="last",
+        repeat_weekday="wed", repeat_end="count", repeat_count="",
+    )  # fmt: skip
+    assert refused.status_code == 400
+    page = text(refused)
+    assert '<option value="weekly" selected>Weekly, on the days chosen</option>' in page
+    assert page.count(" selected>") == 4  # the repeat, the day of the month, the week of the month, the weekday
+    assert '<option value="31" selected>31</option>' in page
+    assert '<option value="last" selected>last</option>' in page
+    assert '<option value="wed" selected>Wednesday</option>' in page
+    assert '<option value="monthly_weekday">Monthly, on a weekday (e.g. &quot;the 2nd Tuesday&quot;)</option>' in page
+    checked = re.findall(r'id="f-repeat_weekdays-(\w+)" name="repeat_weekdays" value="\w+" checked', page)
+    assert checked == ["tue", "fri"]
+    assert '<label for="f-repeat_weekdays-sun">Sunday</label>' in page
+
+
+def test_an_item_added_from_the_list_keeps_the_list(client: Client, world: SimpleNamespace) -> None:
+    """Each item's Add form carries the CSRF token and what the page was showing, to come back to it."""
+    save_details(client)
+    strict = Client(enforce_csrf_checks=True)
+    strict.cookies = client.cookies
+    page = text(strict.get(NEW, {"type": world.dslr.pk, "items": "1"}))
+    forms = [f.split("</form>")[0] for f in page.split("<form")[1:]]
+    (form,) = [f for f in forms if f'name="resource" value="{world.nikon.pk}"' in f]
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form))
+    assert fields.keys() == {"csrfmiddlewaretoken", "action", "resource", "type", "items"}
+    added = strict.post(NEW, fields)
+    assert added.status_code == 302
+    assert added["Location"].startswith(f"{NEW}?type={world.dslr.pk}&items=1")
+    assert "Nikon D750" in text(client.get(NEW))
+
+
 def test_repeats_book_a_series(client: Client, world: SimpleNamespace) -> None:
     save_details(
         client, repeat="weekly", repeat_interval="1", repeat_weekdays=["mon", "wed"], repeat_end="count",

@@ -3,17 +3,22 @@ center settings the portal reads, set through the staff form and the API."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.template.defaultfilters import date as date_filter
 from django.test import Client
+from django.utils import timezone
 
 from patronage.api.tests.test_api import api_for
 from patronage.circulation import services as desk
 from patronage.core import clock
 from patronage.libraries.permissions import Permission
 from patronage.portal.views import dashboard as dashboard_views
+from patronage.portal.views.mine import when
 from patronage.reservations import services as reservations
 from patronage.reservations.models import CenterPolicy
 from patronage.resources.tests.builders import NOW, at
@@ -256,3 +261,13 @@ def test_every_listed_reservation_and_checkout_links_to_its_own_page(lab: Any) -
         assert f'href="/portal/north/checkouts/{returned.pk}/"' in section(page, "history-title")
         for link in re.findall(r'href="(/portal/north/(?:reservations|checkouts)/\d+/)"', page):
             assert client.get(link).status_code == 200
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "UTC"])
+def test_list_times_read_as_the_date_filter_writes_them(zone: str) -> None:
+    # The lists format their times in Python; the text is the template filter's, in the library's zone.
+    values = [dt.datetime(2027, month, day, hour, 7, tzinfo=dt.UTC) for month, day, hour in
+              ((1, 1, 0), (3, 14, 7), (3, 28, 1), (5, 10, 14), (10, 31, 0), (11, 7, 6), (12, 31, 23))]  # fmt: skip
+    with timezone.override(ZoneInfo(zone)):
+        expected = [date_filter(timezone.localtime(v), "D j M Y, H:i") for v in values]
+    assert [when(v, ZoneInfo(zone)) for v in values] == expected

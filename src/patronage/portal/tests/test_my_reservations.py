@@ -239,6 +239,37 @@ def test_cancel_one_occurrence_and_then_the_rest_of_a_series(lab: Any) -> None:
     assert [state(r) for r in (first, second, third, fourth)] == ["reserved", "cancelled", "cancelled", "cancelled"]
 
 
+def test_a_series_occurrence_says_how_many_open_occurrences_come_after_it(lab: Any) -> None:
+    with clock.frozen(NOW):
+        first, second, third, _fourth = reservations.create_series(
+            actor=SYSTEM, patron=lab.grace, center=lab.center, starts_at=at(4, 10), ends_at=at(4, 12),
+            repeat={"frequency": "weekly", "count": 4}, lines=[{"resource": lab.laptop.pk}],
+        ).booked  # fmt: skip
+        grace = w.client_for("P-1")
+        assert (
+            "3 later occurrences still ahead" in grace.get(f"/portal/north/reservations/{first.pk}/").content.decode()
+        )
+        reservations.cancel_reservation(actor=SYSTEM, reservation=third)
+        assert (
+            "2 later occurrences still ahead" in grace.get(f"/portal/north/reservations/{first.pk}/").content.decode()
+        )
+        assert (
+            "1 later occurrence still ahead" in grace.get(f"/portal/north/reservations/{second.pk}/").content.decode()
+        )
+        single = grace.get(f"/portal/north/reservations/{w.book(lab, at(20, 10), at(20, 12)).pk}/").content.decode()
+    assert "Repeats" not in single
+
+
+def test_a_picked_up_reservation_links_to_what_was_picked_up(lab: Any) -> None:
+    checkout = completed_checkout(lab)
+    with clock.frozen(NOW):
+        grace = w.client_for("P-1")
+        picked = grace.get(f"/portal/north/reservations/{checkout.reservation_id}/").content.decode()
+        waiting = grace.get(f"/portal/north/reservations/{w.book(lab, at(20, 10), at(20, 12)).pk}/").content.decode()
+    assert f'<a href="/portal/north/checkouts/{checkout.pk}/">What you picked up</a>' in picked
+    assert "What you picked up" not in waiting
+
+
 def test_cancel_rest_of_a_reservation_that_does_not_repeat_is_not_found(lab: Any) -> None:
     with clock.frozen(NOW):
         made = w.book(lab, at(10, 10), at(10, 12))

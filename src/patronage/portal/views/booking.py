@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,7 +22,9 @@ from django.contrib import messages
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
+from django.utils.safestring import SafeString, mark_safe
 
 from patronage.core import audit, clock
 from patronage.core.errors import FieldError, NotFound, Refused, ValidationFailed
@@ -54,6 +56,30 @@ REPEATS = (
     ("monthly_weekday", 'Monthly, on a weekday (e.g. "the 2nd Tuesday")'),
 )
 WEEK_OF_MONTH = (("1", "1st"), ("2", "2nd"), ("3", "3rd"), ("4", "4th"), ("5", "5th"), ("last", "last"))
+
+
+def _choices(element: str, pairs: Iterable[tuple[str, str]], mark: str) -> tuple[tuple[str, str, str], ...]:
+    """Each (value, text) as ``element`` (its fields: value, the mark or nothing, text), escaped once: (value,
+    the element unmarked, the element marked)."""
+    return tuple(
+        (v, format_html(element, v=v, mark="", text=t), format_html(element, v=v, mark=mark, text=t)) for v, t in pairs
+    )
+
+
+_OPTION = '<option value="{v}"{mark}>{text}</option>'
+# The repeat fields' choices, as the details form shows them (``repeat_choices`` marks the one given).
+CHOICES = {
+    "repeat": _choices(_OPTION, REPEATS, " selected"),
+    "repeat_month_day": _choices(_OPTION, ((str(n), str(n)) for n in range(1, 32)), " selected"),
+    "repeat_week_of_month": _choices(_OPTION, WEEK_OF_MONTH, " selected"),
+    "repeat_weekday": _choices(_OPTION, WEEKDAY_NAMES.items(), " selected"),
+    "repeat_weekdays": _choices(
+        '<div class="choice"><input type="checkbox" id="f-repeat_weekdays-{v}" name="repeat_weekdays" value="{v}"{mark}>'
+        '<label for="f-repeat_weekdays-{v}">{text}</label></div>',
+        WEEKDAY_NAMES.items(),
+        " checked",
+    ),
+}
 DETAIL_NAMES = (
     "starts_on", "starts_time", "ends_on", "ends_time", "title", "note", "pickup_option", "delivery_location",
     "repeat", "repeat_interval", "repeat_month_day", "repeat_week_of_month", "repeat_weekday", "repeat_end",
@@ -177,9 +203,11 @@ class BookingView(PortalView):
     def cart_rows(self) -> list[dict[str, Any]]:
         """The cart with names, each line as the domain's ``clean_lines`` takes it."""
         ids = [line["resource"] for line in self.cart() if "resource" in line]
-        resources = Resource.objects.filter(library=self.library).select_related("resource_type").in_bulk(ids)
+        resources = (
+            Resource.objects.filter(library=self.library).select_related("resource_type").in_bulk(ids) if ids else {}
+        )
         type_ids = [line["resource_type"] for line in self.cart() if "resource_type" in line]
-        types = ResourceType.objects.filter(library=self.library).in_bulk(type_ids)
+        types = ResourceType.objects.filter(library=self.library).in_bulk(type_ids) if type_ids else {}
         rows = []
         for line in self.cart():
             if "resource" in line:
@@ -465,16 +493,17 @@ class NewReservationView(BookingView):
             else "",
             "cart_rows": cart_rows,
             "max_quantity": booking.MAX_QUANTITY,
-            "repeats": REPEATS,
-            "weekdays": [(code, WEEKDAY_NAMES[code]) for code in WEEKDAYS],
-            "weeks_of_month": WEEK_OF_MONTH,
-            "month_days": [str(n) for n in range(1, 32)],
+            "options": self.repeat_choices(fields),
             "time_zone": self.library.time_zone,
             "back": [(k, get.get(k, "")) for k in ("q", "type", "items", "resource")],
-            # For the Add form repeated on every listed resource: its action and the non-empty "back" values,
-            # worked out once per page instead of once per row.
+            # For the Add form repeated on every listed resource: its action and the non-empty "back" values
+            # as hidden inputs, made once per page instead of once per row.
             "new_action": self.url("portal:reservation-new"),
-            "back_kept": [(k, get.get(k, "")) for k in ("q", "type", "items", "resource") if get.get(k, "")],
+            "back_hidden": format_html_join(
+                "",
+                '<input type="hidden" name="{}" value="{}">',
+                [(k, get.get(k, "")) for k in ("q", "type", "items", "resource") if get.get(k, "")],
+            ),
             **browse,
         }
         return self.page("portal/booking.html", context, status)
@@ -526,6 +555,22 @@ class NewReservationView(BookingView):
         fields["repeat"]["value"] = d.get("repeat") or "none"
         return fields
 
+    @staticmethod
+    def repeat_choices(fields: Mapping[str, Mapping[str, Any]]) -> dict[str, SafeString]:
+        """The choices of the repeat fields with the one given marked, from elements escaped once per process
+        (``CHOICES``): a template loop writing them, on every page of the flow, cost more than the rest of
+        the form."""
+        chosen_days = fields["repeat_weekdays"]["chosen"]
+        found = {
+            name: mark_safe("".join(on if value == fields[name]["value"] else off for value, off, on in table))  # noqa: S308 - escaped in CHOICES
+            for name, table in CHOICES.items()
+            if name != "repeat_weekdays"
+        }
+        found["repeat_weekdays"] = mark_safe(  # noqa: S308 - escaped in CHOICES
+            "".join(on if value in chosen_days else off for value, off, on in CHOICES["repeat_weekdays"])
+        )
+        return found
+
     def browse(self, get: Mapping[str, str], span: tuple[dt.datetime, dt.datetime] | None) -> dict[str, Any]:
         """The Add Resources part: a search, a type, a type's items with availability, or a resource."""
         shown = self.catalog()
@@ -555,18 +600,23 @@ class NewReservationView(BookingView):
                     # Why each busy one is not free, read once for all of them (not once per resource).
                     busy = [r for r in listed if r.pk not in free_ids]
                     patron = self.signed_in().patron
+                    # The policy, the type tree and the authorizations this page has read already are not read again.
                     why = (
                         availability.why_not_many(
-                            busy, *span, patron=patron, portal=True, policies={self.place.pk: self.policy()}
+                            busy, *span, patron=patron, portal=True, policies={self.place.pk: self.policy()},
+                            type_trees={self.library.pk: shown.nodes},
+                            authorizations={(patron.pk, shown.on): shown.authorized}, read=[found] if found else [],
                         )
                         if span and busy
                         else {}
-                    )
+                    )  # fmt: skip
+                    # Only what the list shows of each (no attribute chains for the template to walk per row).
                     context["rows"] = [
                         {
-                            "resource": resource,
+                            "pk": resource.pk,
+                            "name": resource.name,
                             "free": resource.pk in free_ids if span else None,
-                            "reasons": why.get(resource.pk, []),
+                            "reasons": [reason.message for reason in why.get(resource.pk, [])],
                         }
                         for resource in listed
                     ]

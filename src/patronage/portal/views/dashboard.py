@@ -9,25 +9,26 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.paginator import Paginator
-from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch
 from django.utils.safestring import SafeString, mark_safe
 
-from patronage.circulation.models import Checkout
+from patronage.circulation import queries as checkout_queries
+from patronage.circulation.models import Checkout, CheckoutItem
 from patronage.core import clock
 from patronage.core.html import sanitize
 from patronage.groups import queries as group_queries
 from patronage.libraries.models import Branch
 from patronage.patrons.models import Patron
-from patronage.reservations.models import CenterPolicy, Reservation
+from patronage.reservations import queries as reservation_queries
 from patronage.reservations.rules import State
 
 from .. import session
 from . import library_url
-from .mine import STATE_WORDS, MineView, items_prefetch, lines_prefetch, what
+from .mine import STATE_WORDS, MineView, what_of, when, zone_of
 
 HISTORY_PAGE = 10
 UPCOMING_MAX = 200  # a patron's open reservations are bounded by the centers' quotas; this is a safety net
@@ -54,13 +55,7 @@ class CenterSettings:
 def center_settings(center: Branch | None) -> CenterSettings:
     """The center's portal settings (defaults without a policy row); the message is cleaned again on the way
     out, as it was on save."""
-    row = (
-        CenterPolicy.objects.filter(center=center)
-        .values_list("portal_message", "problem_reports_enabled", "calendar_feed_enabled")
-        .first()
-        if center is not None
-        else None
-    )
+    row = reservation_queries.portal_settings(center.pk) if center is not None else None
     if row is None:
         return CenterSettings()
     text, problem_reports, calendar_feed = row
@@ -85,18 +80,15 @@ def menu(library_code: str, settings: CenterSettings) -> list[dict[str, str]]:
     return entries
 
 
-def upcoming(patron: Patron, now: dt.datetime, href: Callable[[int], str]) -> list[dict[str, Any]]:
+def upcoming(patron: Patron, now: dt.datetime, href: Callable[[int], str], zone: ZoneInfo) -> list[dict[str, Any]]:
     """Pending and reserved reservations, soonest first; a series is one entry: its next occurrence and how
     many are still ahead."""
-    rows = list(
-        Reservation.objects.filter(patron_id=patron.pk, state__in=[State.PENDING_APPROVAL, State.RESERVED])
-        .select_related("center")
-        .prefetch_related(lines_prefetch())
-        .order_by("starts_at", "id")[:UPCOMING_MAX]
+    rows = reservation_queries.patron_reservations_with_lines(
+        patron.pk, [State.PENDING_APPROVAL.value, State.RESERVED.value], UPCOMING_MAX
     )
     entries: list[dict[str, Any]] = []
     by_series: dict[int, dict[str, Any]] = {}
-    for r in rows:
+    for r, lines in rows:
         if r.series_id is not None and r.series_id in by_series:
             by_series[r.series_id]["count"] += 1
             by_series[r.series_id]["awaiting"] |= r.state == State.PENDING_APPROVAL
@@ -104,12 +96,14 @@ def upcoming(patron: Patron, now: dt.datetime, href: Callable[[int], str]) -> li
         entry = {
             "r": r,
             "href": href(r.pk),
-            "what": what(r),
+            "what": what_of(lines),
             "state": STATE_WORDS[State(r.state)],
             "awaiting": r.state == State.PENDING_APPROVAL,
             "series": r.series_id is not None,
             "count": 1,
             "started": r.starts_at <= now,
+            "starts": when(r.starts_at, zone),
+            "ends": when(r.ends_at, zone),
         }
         if r.series_id is not None:
             by_series[r.series_id] = entry
@@ -117,22 +111,32 @@ def upcoming(patron: Patron, now: dt.datetime, href: Callable[[int], str]) -> li
     return entries
 
 
-def current_checkouts(patron: Patron, now: dt.datetime, href: Callable[[int], str]) -> list[dict[str, Any]]:
-    rows = Checkout.objects.filter(patron_id=patron.pk, completed_at__isnull=True).select_related("center")
+def current_checkouts(
+    patron: Patron, now: dt.datetime, href: Callable[[int], str], zone: ZoneInfo
+) -> list[dict[str, Any]]:
+    """The checkouts not yet completed, soonest due first, with the resources not yet returned."""
     return [
-        {"c": c, "href": href(c.pk), "resources": [], "late": c.due_at < now} for c in rows.order_by("due_at", "id")
+        {
+            "c": c,
+            "href": href(c.pk),
+            "resources": _names(items, returned=False),
+            "late": c.due_at < now,
+            "due": when(c.due_at, zone),
+        }
+        for c, items in checkout_queries.open_checkouts_with_items(patron.pk)
     ]
 
 
-def with_items(current: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
-    """The resources of the current checkouts (those not yet returned) and of the history's page, read in one
-    statement for both lists."""
-    checkouts = [e["c"] for e in current] + [e["c"] for e in history]
-    prefetch_related_objects(checkouts, items_prefetch())
-    for e in current:
-        e["resources"] = [i.resource.name for i in e["c"].items.all() if i.returned_at is None]
-    for e in history:
-        e["resources"] = [i.resource.name for i in e["c"].items.all()]
+def _names(items: list[CheckoutItem], *, returned: bool) -> list[str]:
+    """The items' resource names; without ``returned``, only those still out."""
+    return [i.resource.name for i in items if returned or i.returned_at is None]
+
+
+def history_row(
+    checkout: Checkout, items: list[CheckoutItem], href: Callable[[int], str], zone: ZoneInfo
+) -> dict[str, Any]:
+    returned = when(checkout.completed_at, zone) if checkout.completed_at else ""
+    return {"c": checkout, "href": href(checkout.pk), "resources": _names(items, returned=True), "returned": returned}
 
 
 class DashboardView(MineView):
@@ -144,27 +148,23 @@ class DashboardView(MineView):
             request.session[session.CENTER] = centers[0].pk
         patron = self.patron()
         now = clock.now()
+        zone = zone_of(patron)
         settings = center_settings(self.center())
         problems = [
             {"code": r.code.value, "message": r.patron_message, "remedy": r.remedy}
             for r in self.signed_in().standing.conditions
         ]
-        completed = (
-            Checkout.objects.filter(patron_id=patron.pk, completed_at__isnull=False)
-            .select_related("center")
-            .order_by("-completed_at", "-id")
-        )
+        completed = checkout_queries.CheckoutHistory(patron.pk)
         history = Paginator(completed, HISTORY_PAGE).get_page(request.GET.get("page"))
         checkout_href = self.id_url("portal:checkout", "checkout_id")
-        checkouts = current_checkouts(patron, now, checkout_href)
-        history_rows = [{"c": c, "href": checkout_href(c.pk), "resources": []} for c in history]
-        with_items(checkouts, history_rows)
+        checkouts = current_checkouts(patron, now, checkout_href, zone)
+        history_rows = [history_row(c, items, checkout_href, zone) for c, items in history]
         context = {
             "problems": problems,
             "my_groups": group_queries.portal_groups(patron),  # My Groups: names; a guardian sees more
             "message": settings.message,
             "menu": menu(self.library.code, settings),
-            "upcoming": upcoming(patron, now, self.id_url("portal:reservation", "reservation_id")),
+            "upcoming": upcoming(patron, now, self.id_url("portal:reservation", "reservation_id"), zone),
             "checkouts": checkouts,
             "history": history,
             "history_rows": history_rows,

@@ -15,16 +15,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
-from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.utils import timezone
+from django.utils import dates, timezone
 
 from patronage.circulation import services as circulation
-from patronage.circulation.models import Checkout, CheckoutItem
+from patronage.circulation.models import Checkout
 from patronage.core import audit, clock
 from patronage.core.errors import Conflict, FieldError, NotFound, Refused, ValidationFailed
 from patronage.patrons.models import Patron
 from patronage.privacy import export
+from patronage.reservations import queries as reservation_queries
 from patronage.reservations import rules as reservation_rules
 from patronage.reservations import services as reservations
 from patronage.reservations.models import Reservation, ReservationEvent, ReservationLine
@@ -57,6 +57,7 @@ EVENT_WORDS = {
 }
 
 NOT_EDITABLE = "This reservation can no longer be changed."
+NO_SUCH_RESERVATION = "There is no such reservation among yours."
 CHANGED_WORDS = {
     "starts_at": "pickup time",
     "ends_at": "return time",
@@ -80,6 +81,15 @@ def zone_of(patron: Patron) -> ZoneInfo:
     return ZoneInfo(patron.library.time_zone)
 
 
+def when(value: dt.datetime, zone: ZoneInfo) -> str:
+    """``value`` in ``zone`` as the portal's lists say a time, "Mon 10 May 2027, 10:00": the same text as the
+    template filter ``date:"D j M Y, H:i"`` under that zone, made without the template machinery (a list
+    shows dozens of them)."""
+    local = value.astimezone(zone)
+    day, month = dates.WEEKDAYS_ABBR[local.weekday()], dates.MONTHS_3[local.month].title()
+    return f"{day} {local.day} {month} {local.year:04d}, {local.hour:02d}:{local.minute:02d}"
+
+
 # --- loading: only the signed-in patron's own -----------------------------------------------------------
 
 
@@ -91,7 +101,7 @@ def own_reservation(patron: Patron, reservation_id: object) -> Reservation:
         .first()
     )
     if found is None:
-        raise NotFound("There is no such reservation among yours.")
+        raise NotFound(NO_SUCH_RESERVATION)
     return found
 
 
@@ -114,14 +124,6 @@ def _int(value: object) -> int:
         return 0
 
 
-def lines_prefetch() -> Prefetch[str]:
-    return Prefetch("lines", queryset=ReservationLine.objects.select_related("resource", "resource_type"))
-
-
-def items_prefetch() -> Prefetch[str]:
-    return Prefetch("items", queryset=CheckoutItem.objects.select_related("resource"))
-
-
 def line_label(line: ReservationLine) -> str:
     if line.resource is not None:
         return line.resource.name
@@ -129,9 +131,9 @@ def line_label(line: ReservationLine) -> str:
     return f"Any {line.quantity} of {kind}" if line.quantity != 1 else f"Any one of {kind}"
 
 
-def what(reservation: Reservation) -> str:
-    """The reservation's resources in one line (its lines must be prefetched)."""
-    return "; ".join(line_label(line) for line in reservation.lines.all()) or "No resources"
+def what_of(lines: Iterable[ReservationLine]) -> str:
+    """Resources in one line: the lines' labels, or "No resources"."""
+    return "; ".join(line_label(line) for line in lines) or "No resources"
 
 
 # --- what the patron may do to a reservation, as the rules allow ------------------------------------------
@@ -183,7 +185,7 @@ def history(events: Iterable[ReservationEvent], zone: ZoneInfo) -> list[dict[str
         who = "by you" if event.channel == Reservation.Channel.PORTAL else "by library staff"
         if event.channel == "system":
             who = "automatically"
-        rows.append({"at": event.at.astimezone(zone), "text": text, "who": who, "comment": comment})
+        rows.append({"at": when(event.at, zone), "text": text, "who": who, "comment": comment})
     return rows
 
 
@@ -210,28 +212,23 @@ class MineView(PortalView):
 
 class ReservationView(MineView):
     def get(self, request: HttpRequest, library: str, reservation_id: int) -> HttpResponse:
-        reservation = own_reservation(self.patron(), reservation_id)
-        return self.local("portal/mine/reservation.html", self.details(reservation))
+        patron = self.patron()
+        found = reservation_queries.own_reservation_page(_int(reservation_id), patron.pk, patron.library_id)
+        if found is None:
+            raise NotFound(NO_SUCH_RESERVATION)
+        return self.local("portal/mine/reservation.html", self.details(found))
 
-    def details(self, reservation: Reservation) -> dict[str, Any]:
+    def details(self, found: reservation_queries.OwnReservation) -> dict[str, Any]:
+        reservation = found.reservation
         zone = zone_of(self.patron())
-        lines = list(reservation.lines.select_related("resource", "resource_type"))
-        events = history(reservation.events.all(), zone)
-        checkout = Checkout.objects.filter(reservation=reservation).only("pk").first()
-        later = 0
-        if reservation.series_id is not None:
-            later = Reservation.objects.filter(
-                series_id=reservation.series_id, starts_at__gt=reservation.starts_at,
-                state__in=[State.PENDING_APPROVAL, State.RESERVED],
-            ).count()  # fmt: skip
         return {
             "r": reservation,
             "state_words": STATE_WORDS[State(reservation.state)],
-            "lines": [line_label(line) for line in lines],
-            "events": events,
+            "lines": [line_label(line) for line in found.lines],
+            "events": history(found.events, zone),
             "may": allowed(reservation, clock.now()),
-            "checkout": checkout,
-            "later": later,
+            "checkout": {"pk": found.checkout_id} if found.checkout_id is not None else None,
+            "later": found.later,
         }
 
 
