@@ -42,15 +42,8 @@ def keys_for(account: str, address: str | None) -> list[str]:
 
 
 def current_lock(scope: str, keys: list[str]) -> Lock | None:
-    """The lock that stands against any of ``keys`` now, if any."""
-    now = clock.now()
-    row = (
-        CredentialFailures.objects.filter(scope=scope, key__in=keys, locked_until__gt=now)
-        .order_by("-locked_until")
-        .values_list("key", "locked_until")
-        .first()
-    )
-    return Lock(key=row[0], until=row[1]) if row and row[1] else None
+    """The lock that stands against any of ``keys`` now, if any (the longest)."""
+    return lock_and_counted(scope, keys)[0]
 
 
 def record_failure(scope: str, keys: list[str]) -> Lock | None:

@@ -247,14 +247,14 @@ def _verify(library: Library | int, identifier: str, password: str, address: str
     account = _account(patron) if patron else f"unknown:{library_id}:{identifier.strip()[:64]}"
     account_keys = throttle.keys_for(account, None)
     address_keys = _address_keys(address)
-    _refuse_if_locked(account_keys, address_keys)
+    counted = _refuse_if_locked(account_keys, address_keys)
     if institution is not None:
         patron, ok = _directory_sign_in(institution, patron, identifier, password)
         if patron is not None and _account(patron) != account:
             # Found through the directory's login name: the patron's own counter applies from here on.
             account = _account(patron)
             account_keys = throttle.keys_for(account, None)
-            _refuse_if_locked(account_keys, [])
+            counted = _refuse_if_locked(account_keys, [])
     else:
         credential = _credential(patron) if patron else None
         if credential is None:
@@ -274,16 +274,20 @@ def _verify(library: Library | int, identifier: str, password: str, address: str
         if lock is not None:
             raise SignInLocked(lock)
         raise SignInFailed()
-    throttle.record_success(ACCOUNT_SCOPE, account)
+    if counted:
+        throttle.record_success(ACCOUNT_SCOPE, account)
     return patron, "institution" if institution is not None else "password"
 
 
-def _refuse_if_locked(account_keys: list[str], address_keys: list[str]) -> None:
-    lock = throttle.current_lock(ACCOUNT_SCOPE, account_keys) or (
-        throttle.current_lock(ADDRESS_SCOPE, address_keys) if address_keys else None
-    )
+def _refuse_if_locked(account_keys: list[str], address_keys: list[str]) -> bool:
+    """Raise ``SignInLocked`` when the account or the address is locked; else say whether the account has
+    failures counted, which a right password then clears (no write when there is nothing to clear)."""
+    lock, counted = throttle.lock_and_counted(ACCOUNT_SCOPE, account_keys)
+    if lock is None and address_keys:
+        lock, _ = throttle.lock_and_counted(ADDRESS_SCOPE, address_keys)
     if lock is not None:
         raise SignInLocked(lock)
+    return bool(counted)
 
 
 def _directory_sign_in(

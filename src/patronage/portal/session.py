@@ -35,8 +35,10 @@ class Ended(StrEnum):
 
 
 def start(request: HttpRequest, patron: Patron) -> None:
-    # A new session key at sign-in: a key planted before sign-in (session fixation) is worth nothing.
-    end(request)
+    # A new session key at sign-in: a key planted before sign-in (session fixation) is worth nothing. One
+    # new key, also when another patron was signed in (``end`` would make one more).
+    for key in KEYS:
+        request.session.pop(key, None)
     request.session.cycle_key()
     request.session[PATRON] = patron.pk
     request.session[LIBRARY] = patron.library_id

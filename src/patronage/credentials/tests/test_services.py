@@ -88,6 +88,18 @@ def test_the_account_locks_after_the_limit_and_the_cool_off_ends_it(
         assert services.authenticate(library, "P-1001", SECRET, None) == patron
 
 
+def test_a_right_password_clears_the_failures_counted_so_far(library: Any, patron: Patron, settings: Any) -> None:
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for _ in range(2):
+        _fails(library, "P-1001", "wrong-guess", address=None)
+    assert services.authenticate(library, "P-1001", SECRET, None) == patron
+    # The count starts again: two more failures do not lock (without the reset the first of them would).
+    for _ in range(2):
+        _fails(library, "P-1001", "wrong-guess", address=None)
+    assert not services.sign_in_state(patron).locked
+    assert services.authenticate(library, "P-1001", SECRET, None) == patron
+
+
 def test_an_unknown_account_locks_like_a_real_one(library: Any, settings: Any) -> None:
     settings.LOGIN_FAILURE_LIMIT = 2
     _fails(library, "P-4242", "x", address=None)
