@@ -52,12 +52,10 @@ def _default_url(quick: bool) -> str:
 
 
 def _workers() -> int:
-    """gunicorn's rule of thumb, (2 x cores) + 1, over the cores this process may run on."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return 2 * cores + 1
+    """As ``patronage serve`` starts by default: one per core, plus one."""
+    from patronage.ops.serve import default_workers
+
+    return default_workers()
 
 
 # --- data --------------------------------------------------------------------------------------------------
@@ -412,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patrons", type=int, default=None, help="patrons in the library (default 100,000)")
     parser.add_argument("--reservations", type=int, default=None, help="default 2,000,000 as the lending bench")
     parser.add_argument("--accounts", type=int, default=None, help="patrons with a password (default 1,000)")
-    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default 2 x cores + 1)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="gunicorn workers (default: cores + 1, as patronage serve)"
+    )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--quick", action="store_true", help="a smoke test at a tiny size (SQLite by default)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
