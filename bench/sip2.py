@@ -199,7 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", help="open loop, a sweep: offered rates separated by commas, e.g. 250,500,1000")
     parser.add_argument("--duration", type=float, default=10.0, help="open loop: seconds per offered rate")
     parser.add_argument("--warmup", type=int, default=20, help="per client")
-    parser.add_argument("--processes", type=int, default=1, help="server processes (patronage sip2 --processes)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="server processes (default one per core, as patronage sip2)",
+    )
     parser.add_argument(
         "--no-prepared", action="store_true", help="the server with PATRONAGE_SIP2_PREPARED_STATEMENTS=0"
     )

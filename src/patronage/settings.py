@@ -362,7 +362,8 @@ PATRONAGE_SIP2_TLS_KEY = os.environ.get("PATRONAGE_SIP2_TLS_KEY", "")
 PATRONAGE_SIP2_MAX_CONNECTIONS = int(os.environ.get("PATRONAGE_SIP2_MAX_CONNECTIONS", 64))
 PATRONAGE_SIP2_IDLE_TIMEOUT = int(os.environ.get("PATRONAGE_SIP2_IDLE_TIMEOUT", 300))
 PATRONAGE_SIP2_MAX_MESSAGE = int(os.environ.get("PATRONAGE_SIP2_MAX_MESSAGE", 4096))
-PATRONAGE_SIP2_PROCESSES = int(os.environ.get("PATRONAGE_SIP2_PROCESSES", 1))
+# One SIP2 process per core by default: each process's Python runs on one core at a time (the interpreter lock).
+PATRONAGE_SIP2_PROCESSES = int(os.environ.get("PATRONAGE_SIP2_PROCESSES") or len(os.sched_getaffinity(0)))
 PATRONAGE_SIP2_DEFAULT_LOAN_MINUTES = int(os.environ.get("PATRONAGE_SIP2_DEFAULT_LOAN_MINUTES", 24 * 60))
 # Prepared statements for the SIP2 process's PostgreSQL connections; `0`, `false`, `off` or `no` turns them off,
 # for a transaction-mode pooler that cannot keep them (PgBouncer before 1.21).

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -398,3 +402,15 @@ def test_the_sip2_command_prepares_statements_as_the_setting_says(monkeypatch: A
     settings.PATRONAGE_SIP2_PREPARED_STATEMENTS = on
     call_command("sip2", processes=1)
     assert applied == ([True] if on else [])
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, len(os.sched_getaffinity(0))), ("3", 3)])
+def test_the_server_runs_one_process_per_core_unless_told(tmp_path: Path, setting: str | None, expected: int) -> None:
+    env = {**os.environ, "PATRONAGE_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "patronage.settings"}
+    env.pop("PATRONAGE_SIP2_PROCESSES", None)
+    if setting is not None:
+        env["PATRONAGE_SIP2_PROCESSES"] = setting
+    probe = [sys.executable, "-c", "from django.conf import settings; print(settings.PATRONAGE_SIP2_PROCESSES)"]
+    done = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=120)  # noqa: S603 - our own script
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) == expected

@@ -2,7 +2,7 @@
 
 ``--processes N`` (or ``PATRONAGE_SIP2_PROCESSES``) forks N server processes sharing the port through
 ``SO_REUSEPORT``: the kernel spreads new connections over them, so more than one core serves SIP2 (each
-process is bound by Python's global interpreter lock). SIGTERM to the first process stops them all.
+process is bound by Python's global interpreter lock). SIGTERM to the first process stops them all. By default there is one process per core.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", help="host:port to listen on (default: PATRONAGE_SIP2_BIND, 127.0.0.1:6001)")
-        parser.add_argument("--processes", type=int, help="server processes sharing the port (default 1)")
+        parser.add_argument(
+            "--processes",
+            type=int,
+            help="server processes sharing the port (default PATRONAGE_SIP2_PROCESSES: one per core)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from django.conf import settings
@@ -34,7 +38,7 @@ class Command(BaseCommand):
             settings.PATRONAGE_SIP2_BIND = options["bind"]
         if getattr(settings, "PATRONAGE_SIP2_PREPARED_STATEMENTS", True):
             use_prepared_statements()
-        wanted = options.get("processes") or getattr(settings, "PATRONAGE_SIP2_PROCESSES", 1)
+        wanted = options.get("processes") or settings.PATRONAGE_SIP2_PROCESSES
         processes = max(1, int(str(wanted)))
         children: list[int] = []
         for _ in range(processes - 1):
