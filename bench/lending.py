@@ -548,16 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     size = args.reservations or (2_000_000 if args.db == "postgres" else 200_000)
     url = args.database_url or _default_url(args.db, size)
 
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patronage.settings")
-    os.environ.setdefault("CONN_MAX_AGE", "600")
-    from .run import _analyze, _environment, _fmt, _fresh_database
+    from .run import _analyze, _environment, _fmt, open_database
 
-    if not args.reuse:
-        _fresh_database(url)
-    import django
-
-    django.setup()
+    open_database(url, fresh=not args.reuse)
     from django.core.management import call_command
     from django.db import connection
 

@@ -433,16 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     types, resources = (6, 30) if quick else (200, 5_000)
     url = args.database_url or _default_url(quick)
 
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patronage.settings")
-    os.environ.setdefault("CONN_MAX_AGE", "600")
-    from .run import _environment, _fresh_database
+    from .run import _environment, open_database
 
-    if not args.reuse:
-        _fresh_database(url)
-    import django
-
-    django.setup()
+    open_database(url, fresh=not args.reuse)
     from django.core.management import call_command
     from django.db import connections
 

@@ -37,6 +37,19 @@ def _default_url(db: str, patrons: int) -> str:
     return f"sqlite:///{var_dir / 'bench' / f'bench-{patrons}.sqlite3'}"
 
 
+def open_database(url: str, *, fresh: bool) -> None:
+    """Point Django at the bench database ``url`` (one connection kept for the whole run, as a worker process
+    keeps it), drop and create it first when ``fresh``, and set Django up. Callers migrate."""
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patronage.settings")
+    os.environ.setdefault("CONN_MAX_AGE", "600")
+    if fresh:
+        _fresh_database(url)
+    import django
+
+    django.setup()
+
+
 def _fresh_database(url: str) -> None:
     """Drop and create the bench database. Refuses names that do not start with "bench"."""
     parsed = urlparse(url)
@@ -202,15 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     patrons = args.patrons or (1_000_000 if args.db == "postgres" else 100_000)
     url = args.database_url or _default_url(args.db, patrons)
 
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "patronage.settings")
-    os.environ.setdefault("CONN_MAX_AGE", "600")  # one connection for the whole run, as a worker process keeps
-    if not args.reuse:
-        _fresh_database(url)
-
-    import django
-
-    django.setup()
+    open_database(url, fresh=not args.reuse)
     from django.core.management import call_command
     from django.db import connections
 

@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--processes",
         type=int,
-        default=len(os.sched_getaffinity(0)),
-        help="server processes (default one per core, as patronage sip2)",
+        default=None,
+        help="server processes (default PATRONAGE_SIP2_PROCESSES: one per core)",
     )
     parser.add_argument(
         "--no-prepared", action="store_true", help="the server with PATRONAGE_SIP2_PREPARED_STATEMENTS=0"
@@ -220,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.db import connection
+
+    args.processes = args.processes or settings.PATRONAGE_SIP2_PROCESSES  # as patronage sip2 decides
 
     from patronage.core import audit
     from patronage.core.models import AuditEvent

@@ -12,7 +12,7 @@ from functools import cache
 from typing import overload
 from zoneinfo import ZoneInfo
 
-from django.db import connection, connections, router
+from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet, Sum
 
@@ -245,19 +245,14 @@ def _with_items_statement(completed: bool, paged: bool) -> Callable[[BaseDatabas
 
 
 def _checkouts_with_items(patron_id: int, completed: bool, page: tuple[int, int] | None) -> list[CheckoutWithItems]:
-    alias = router.db_for_read(Checkout)
-    db = connections[alias]
-    sql = rows.statement(
-        db, ("portal-checkouts", completed, page is not None), _with_items_statement(completed, page is not None)
-    )
-    with db.cursor() as cursor:
-        cursor.execute(sql, [patron_id, *(page or ())])
-        found = cursor.fetchall()
+    key = ("portal-checkouts", completed, page is not None)
+    build = _with_items_statement(completed, page is not None)
+    db, found = rows.fetch(Checkout, key, build, [patron_id, *(page or ())])
     result: list[CheckoutWithItems] = []
     center_field = Checkout._meta.get_field("center")
     resource_field = CheckoutItem._meta.get_field("resource")
     for row in found:
-        checkout, center, item, resource = rows.instances(db, alias, _WITH_ITEMS, row)
+        checkout, center, item, resource = rows.instances(db, db.alias, _WITH_ITEMS, row)
         assert isinstance(checkout, Checkout)  # noqa: S101 - the statement's FROM
         if not result or result[-1][0].pk != checkout.pk:
             center_field.set_cached_value(checkout, center)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 
@@ -49,6 +50,17 @@ def statement(connection: BaseDatabaseWrapper, key: Hashable, build: Callable[[B
     if found is None:
         found = _statements[cache_key] = build(connection)
     return found
+
+
+def fetch(
+    model: type[Model], key: Hashable, build: Callable[[BaseDatabaseWrapper], str], params: Sequence[Any]
+) -> tuple[BaseDatabaseWrapper, list[Sequence[Any]]]:
+    """Run the statement ``key`` (``statement``) on the database ``model`` is read from, with ``params``:
+    the connection (for ``instances``) and every row."""
+    connection = connections[router.db_for_read(model)]
+    with connection.cursor() as cursor:
+        cursor.execute(statement(connection, key, build), params)
+        return connection, cursor.fetchall()
 
 
 def _build_select(connection: BaseDatabaseWrapper, joins: tuple[Join, ...]) -> Select:

@@ -64,19 +64,15 @@ class SessionStore(DbSessionStore):
         key = self.session_key
         if key is None:
             return None
-        model = self.model
-        alias = router.db_for_read(model)
-        connection = connections[alias]
-        sql = rows.statement(connection, "session-load", _load_statement)
-        expires_after = connection.ops.adapt_datetimefield_value(timezone.now())
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [key, expires_after])
-            found = cursor.fetchone()
-        if found is None:
+        ops = connections[router.db_for_read(self.model)].ops
+        _, found = rows.fetch(
+            self.model, "session-load", _load_statement, [key, ops.adapt_datetimefield_value(timezone.now())]
+        )
+        if not found:
             # As Django's: a key without a live row is dropped, so a new one is made when the session is saved.
             self._session_key = None
             return None
-        return model(session_key=key, session_data=found[0])
+        return self.model(session_key=key, session_data=found[0][0])
 
     def delete(self, session_key: str | None = None) -> None:
         """Django's (a missing row is no error), in one statement instead of a read and a delete: a sign-in and
@@ -91,12 +87,7 @@ class SessionStore(DbSessionStore):
             cursor.execute(sql, [session_key])
 
     def exists(self, session_key: str | None) -> bool:
-        alias = router.db_for_read(self.model)
-        connection = connections[alias]
-        sql = rows.statement(connection, "session-exists", _exists_statement)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [session_key])
-            return cursor.fetchone() is not None
+        return bool(rows.fetch(self.model, "session-exists", _exists_statement, [session_key])[1])
 
 
 def _load_statement(connection: BaseDatabaseWrapper) -> str:

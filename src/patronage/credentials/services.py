@@ -22,7 +22,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from patronage.core import audit, clock, rows, throttle, tokens
@@ -153,15 +153,11 @@ def find_patron(library: Library | int, identifier: str) -> Patron | None:
     # One statement (self-check machines ask this for every message): both indexes probed, a Person-ID match
     # ranked first, the patron built with its library and credential from the row (core.rows), without the
     # ORM's query compiler, which cost more than the statement itself.
-    alias = router.db_for_read(Patron)
-    connection = connections[alias]
-    with connection.cursor() as cursor:
-        sql = rows.statement(connection, "credentials.find_patron", _build_find_patron_sql)
-        cursor.execute(sql, [library_id, text, library_id, text, library_id])
-        row = cursor.fetchone()
-    if row is None:
+    params = [library_id, text, library_id, text, library_id]
+    connection, found = rows.fetch(Patron, "credentials.find_patron", _build_find_patron_sql, params)
+    if not found:
         return None
-    patron, found_library, credential = rows.instances(connection, alias, _FOUND, row)
+    patron, found_library, credential = rows.instances(connection, connection.alias, _FOUND, found[0])
     assert isinstance(patron, Patron)  # noqa: S101 - the inner join always gives the patron
     Patron._meta.get_field("library").set_cached_value(patron, found_library)
     Patron.credential.related.set_cached_value(patron, credential)  # None: the patron has no password
@@ -419,14 +415,10 @@ _SESSION: tuple[rows.Join, ...] = (
 def _session_patron(pk: int, library_id: int) -> Patron | None:
     """The patron with library, type, registered branch and credential, as one hand-written statement: every
     portal page reads it, and building the read through the ORM's query compiler cost more than running it."""
-    alias = router.db_for_read(Patron)
-    connection = connections[alias]
-    with connection.cursor() as cursor:
-        cursor.execute(rows.statement(connection, "credentials.portal_session", _build_session_sql), [pk, library_id])
-        row = cursor.fetchone()
-    if row is None:
+    connection, found = rows.fetch(Patron, "credentials.portal_session", _build_session_sql, [pk, library_id])
+    if not found:
         return None
-    patron, library, patron_type, branch, credential = rows.instances(connection, alias, _SESSION, row)
+    patron, library, patron_type, branch, credential = rows.instances(connection, connection.alias, _SESSION, found[0])
     assert isinstance(patron, Patron)  # noqa: S101 - the statement's FROM
     Patron._meta.get_field("library").set_cached_value(patron, library)
     Patron._meta.get_field("patron_type").set_cached_value(patron, patron_type)

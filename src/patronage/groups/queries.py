@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import connection, connections, router
+from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import DecimalField, Q, Sum, Value
 from django.db.models.functions import Coalesce
@@ -170,14 +170,10 @@ def _membership_statement(db: BaseDatabaseWrapper) -> str:
 def membership_of(patron_id: int) -> GroupMember | None:
     """The patron's place in a group (with the group), or None: one hand-written statement (the dashboard
     reads it on every visit)."""
-    alias = router.db_for_read(GroupMember)
-    db = connections[alias]
-    with db.cursor() as cursor:
-        cursor.execute(rows.statement(db, "group-membership", _membership_statement), [patron_id])
-        found = cursor.fetchone()
-    if found is None:
+    db, found = rows.fetch(GroupMember, "group-membership", _membership_statement, [patron_id])
+    if not found:
         return None
-    member, group = rows.instances(db, alias, _MEMBERSHIP, found)
+    member, group = rows.instances(db, db.alias, _MEMBERSHIP, found[0])
     assert isinstance(member, GroupMember)  # noqa: S101 - the statement's FROM
     GroupMember._meta.get_field("group").set_cached_value(member, group)
     return member

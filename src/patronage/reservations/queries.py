@@ -45,12 +45,8 @@ def policy_for(center: Branch | int) -> rules.Policy:
             " WHERE p.center_id = %s"
         )
 
-    alias = router.db_for_read(CenterPolicy)
-    db = connections[alias]
-    with db.cursor() as cursor:
-        cursor.execute(rows.statement(db, "reservations.policy_for", build), [center_id])
-        found = cursor.fetchone()
-    row = None if found is None else rows.instances(db, alias, _POLICY, found)[0]
+    db, found = rows.fetch(CenterPolicy, "reservations.policy_for", build, [center_id])
+    row = rows.instances(db, db.alias, _POLICY, found[0])[0] if found else None
     return rules.Policy() if not isinstance(row, CenterPolicy) else to_policy(row)
 
 
@@ -480,12 +476,8 @@ def type_availability(
             f" WHERE x.center_id = %s AND x.resource_type_id = %s ORDER BY x.{quote('name')}, x.{quote('identifier')}"
         )
 
-    alias = router.db_for_read(Resource)
-    db = connections[alias]
-    with db.cursor() as cursor:
-        cursor.execute(rows.statement(db, "reservations.type_units", build), [center.pk, resource_type.pk])
-        found = cursor.fetchall()
-    resources = [r for r in (rows.instances(db, alias, _UNIT, row)[0] for row in found) if isinstance(r, Resource)]
+    db, found = rows.fetch(Resource, "reservations.type_units", build, [center.pk, resource_type.pk])
+    resources = [r for r in (rows.instances(db, db.alias, _UNIT, row)[0] for row in found) if isinstance(r, Resource)]
     busy, closed = bookings_closed(start=start, end=end, center_id=center.pk, type_ids=[resource_type.pk])
     units, holds = unit_view(
         resource_type.pk, [(r.pk, resource_type.pk, r.out_of_service_from) for r in resources], busy
@@ -856,15 +848,10 @@ def patron_reservations_with_lines(patron_id: int, states: Sequence[str], limit:
             f"{_line_joins(db)} ORDER BY r.starts_at, r.id, n.id"
         )
 
-    alias = router.db_for_read(Reservation)
-    db = connections[alias]
-    sql = rows.statement(db, ("portal-reservations", len(states)), build)
-    with db.cursor() as cursor:
-        cursor.execute(sql, [patron_id, *states, limit])
-        found = cursor.fetchall()
+    db, found = rows.fetch(Reservation, ("portal-reservations", len(states)), build, [patron_id, *states, limit])
     result: list[ReservationWithLines] = []
     for row in found:
-        reservation, center, line, resource, resource_type = rows.instances(db, alias, _UPCOMING, row)
+        reservation, center, line, resource, resource_type = rows.instances(db, db.alias, _UPCOMING, row)
         assert isinstance(reservation, Reservation)  # noqa: S101 - the statement's FROM
         if not result or result[-1][0].pk != reservation.pk:
             Reservation._meta.get_field("center").set_cached_value(reservation, center)
@@ -885,11 +872,8 @@ def portal_settings(center_id: int) -> tuple[str, bool, bool] | None:
             f" FROM {db.ops.quote_name(CenterPolicy._meta.db_table)} WHERE center_id = %s"
         )
 
-    db = connections[router.db_for_read(CenterPolicy)]
-    with db.cursor() as cursor:
-        cursor.execute(rows.statement(db, "portal-settings", build), [center_id])
-        found = cursor.fetchone()
-    return None if found is None else (found[0], bool(found[1]), bool(found[2]))
+    _, found = rows.fetch(CenterPolicy, "portal-settings", build, [center_id])
+    return (found[0][0], bool(found[0][1]), bool(found[0][2])) if found else None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,13 @@ from patronage.libraries.permissions import Permission
 from patronage.patrons.models import Patron
 from patronage.resources import queries as catalog
 from patronage.resources.models import Authorization, Resource, ResourceType
-from patronage.resources.rules import in_service_until, is_authorized, requires_authorization, visible_in_portal
+from patronage.resources.rules import (
+    authorization_valid_on,
+    in_service_until,
+    is_authorized,
+    requires_authorization,
+    visible_in_portal,
+)
 from patronage.standing import services as standing
 from patronage.standing.rules import Action
 
@@ -286,8 +292,8 @@ def _item_reasons(
         cache["authorizations"] = list(
             Authorization.objects.filter(patron_id=patron.pk).values_list("resource_type_id", "expires_on")
         )
-    # Valid on the pickup day: without an end, or ending that day or later (as catalog.authorized_type_ids).
-    authorized = {kind for kind, until in cache["authorizations"] if until is None or until >= on}
+    # Valid on the pickup day.
+    authorized = {kind for kind, until in cache["authorizations"] if authorization_valid_on(until, on)}
     type_ids = frozenset(h.resource_type.pk for h in holds)
     if ("lent_here", type_ids) not in cache:
         cache["lent_here", type_ids] = set(

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Q
 
 from patronage.core import rows
 
@@ -25,13 +24,21 @@ def type_nodes(library_id: int) -> dict[int, TypeNode]:
     return {row[0]: TypeNode(*row) for row in rows}
 
 
+# ``rules.authorization_valid_on`` in SQL, for an authorization aliased ``a`` and the day as the next parameter;
+# every read of authorizations here uses it.
+_VALID_ON = "(a.expires_on IS NULL OR a.expires_on >= %s)"
+
+
 def authorized_type_ids(patron_id: int, on: dt.date) -> set[int]:
     """The types the patron holds an authorization for that is still valid on ``on``."""
-    return set(
-        Authorization.objects.filter(patron_id=patron_id)
-        .filter(Q(expires_on__isnull=True) | Q(expires_on__gte=on))
-        .values_list("resource_type_id", flat=True)
-    )
+    day = connections[router.db_for_read(Authorization)].ops.adapt_datefield_value(on)
+    _, found = rows.fetch(Authorization, "resources.authorized_type_ids", _authorized_sql, [patron_id, day])
+    return {row[0] for row in found}
+
+
+def _authorized_sql(connection: BaseDatabaseWrapper) -> str:
+    table = connection.ops.quote_name(Authorization._meta.db_table)
+    return f"SELECT a.resource_type_id FROM {table} a WHERE a.patron_id = %s AND {_VALID_ON}"
 
 
 def with_parts(resources: Iterable[Resource]) -> dict[int, list[Resource]]:
@@ -138,12 +145,14 @@ def portal_catalog(library_id: int, center_id: int, patron_id: int, on: dt.date)
     One hand-written statement (every booking page reads it): the library's types, each with whether the
     center lends it and whether the patron holds an authorization for it valid on ``on``. The tree rules
     (``rules``) then decide what is shown; instances are made only of the types a page asks for."""
-    alias = router.db_for_read(ResourceType)
-    connection = connections[alias]
-    sql = rows.statement(connection, "resources.portal_catalog", _catalog_sql)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [center_id, patron_id, connection.ops.adapt_datefield_value(on), library_id])
-        found = cursor.fetchall()
+    params = [
+        center_id,
+        patron_id,
+        connections[router.db_for_read(ResourceType)].ops.adapt_datefield_value(on),
+        library_id,
+    ]
+    connection, found = rows.fetch(ResourceType, "resources.portal_catalog", _catalog_sql, params)
+    alias = connection.alias
     names = [f.attname for f in ResourceType._meta.concrete_fields]  # the row's columns, in ``rows.select``'s order
     width = len(names)
     at = {name: names.index(name) for name in ("id", "parent_id", "requires_authorization", "visible_in_portal")}
@@ -185,7 +194,7 @@ def _catalog_sql(connection: BaseDatabaseWrapper) -> str:
         f"SELECT {rows.select(connection, _TYPE).columns}, EXISTS (SELECT 1 FROM {quote(lent)} c"
         " WHERE c.resourcetype_id = t.id AND c.branch_id = %s),"
         f" EXISTS (SELECT 1 FROM {quote(Authorization._meta.db_table)} a WHERE a.resource_type_id = t.id"
-        " AND a.patron_id = %s AND (a.expires_on IS NULL OR a.expires_on >= %s))"
+        f" AND a.patron_id = %s AND {_VALID_ON})"
         f" FROM {quote(ResourceType._meta.db_table)} t WHERE t.library_id = %s"
     )
 

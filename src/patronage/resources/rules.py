@@ -61,6 +61,12 @@ def kit_loop(resource_id: int, new_container_id: int | None, containers: Mapping
     return False
 
 
+def authorization_valid_on(expires_on: dt.date | None, on: dt.date) -> bool:
+    """An authorization holds on ``on`` when it has no end or ends that day or later (its ``expires_on`` is the
+    last day it holds). ``queries`` states the same rule in SQL for its reads."""
+    return expires_on is None or expires_on >= on
+
+
 def in_service_until(out_of_service_from: dt.datetime | None, until: dt.datetime) -> bool:
     """In service for a span ending at ``until``: never taken out, or taken out only from ``until`` on."""
     return out_of_service_from is None or out_of_service_from >= until
