@@ -189,6 +189,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.envi
 if not env_bool("PATRONAGE_DB_HEALTH_CHECKS", True):
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 
+# Audit events that record a read of personal data (core.audit.record_read) commit, on PostgreSQL and outside
+# a transaction, without waiting for the write-ahead log's flush; true makes them wait like every change does.
+PATRONAGE_AUDIT_READS_SYNCHRONOUS = env_bool("PATRONAGE_AUDIT_READS_SYNCHRONOUS")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -54,27 +55,32 @@ _COLUMNS = ("at", "actor", "actor_label", "library_id", "patron_id", "patron_lab
             "source_ip")  # fmt: skip
 
 
-_statements: dict[str, tuple[str, bool]] = {}
+_statements: dict[tuple[str, bool, bool], tuple[str, bool]] = {}
 
 
-def _insert(connection: BaseDatabaseWrapper) -> tuple[str, bool]:
+def _insert(connection: BaseDatabaseWrapper, *, waits: bool) -> tuple[str, bool]:
     """The INSERT for the connection's database, and whether it returns the new id. Written once per kind of
     database instead of compiled by the ORM on every call: every protocol request records one or two
     events (docs/performance.md)."""
-    key = f"{connection.vendor}:{connection.features.can_return_columns_from_insert}"
+    returning = bool(connection.features.can_return_columns_from_insert)
+    key = (connection.vendor, returning, waits)
     if key not in _statements:
-        _statements[key] = _build_insert(connection)
+        _statements[key] = _build_insert(connection, returning, waits)
     return _statements[key]
 
 
-def _build_insert(connection: BaseDatabaseWrapper) -> tuple[str, bool]:
+def _build_insert(connection: BaseDatabaseWrapper, returning: bool, waits: bool) -> tuple[str, bool]:
     quote = connection.ops.quote_name
     fields = [AuditEvent._meta.get_field(name) for name in _COLUMNS]
     columns = ", ".join(quote(str(f.column)) for f in fields)  # type: ignore[union-attr]
-    returning = bool(connection.features.can_return_columns_from_insert)
-    sql = f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})" + (
-        f" RETURNING {quote(AuditEvent._meta.pk.column)}" if returning else ""
-    )
+    sql = f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+    if returning:
+        sql += f" RETURNING {quote(AuditEvent._meta.pk.column)}"
+        if not waits and connection.vendor == "postgresql":
+            # The statement is its own transaction (the caller checked): setting synchronous_commit for that
+            # transaction alone, from inside the statement, makes its commit skip the wait for the WAL flush
+            # without a BEGIN, a SET LOCAL and a COMMIT of its own (three more round trips).
+            sql += ", set_config('synchronous_commit', 'off', true)"
     return sql, returning
 
 
@@ -88,6 +94,42 @@ def record(
     **detail: Any,
 ) -> AuditEvent:
     """Write one event (in the caller's transaction, if any) and return it."""
+    return _write(actor, action, library_id, patron_id, patron_label, detail, waits=True)
+
+
+def record_read(
+    actor: Actor,
+    action: str,
+    *,
+    library_id: int | None = None,
+    patron_id: int | None = None,
+    patron_label: str = "",
+    **detail: Any,
+) -> AuditEvent:
+    """Write one event that records a *read* of personal data, which changes nothing.
+
+    Inside a transaction it is ``record``: the event commits with the caller's work. Outside one, on
+    PostgreSQL, its commit does not wait for the write-ahead log to reach the disk (``synchronous_commit``
+    off for that one statement), unless ``PATRONAGE_AUDIT_READS_SYNCHRONOUS`` is on. The event is written and
+    visible at once either way; only a crash of the database server within about half a second after it
+    could lose it (never half of it). A self-check machine's or a vendor's every request writes one of these,
+    and waiting for the disk on each was most of their latency under load (docs/performance.md, SIP2).
+    Changes (loans, payments, blocks, patron records) always wait: they use ``record`` in their transaction.
+    """
+    waits = bool(getattr(settings, "PATRONAGE_AUDIT_READS_SYNCHRONOUS", False))
+    return _write(actor, action, library_id, patron_id, patron_label, detail, waits=waits)
+
+
+def _write(
+    actor: Actor,
+    action: str,
+    library_id: int | None,
+    patron_id: int | None,
+    patron_label: str,
+    detail: dict[str, Any],
+    *,
+    waits: bool,
+) -> AuditEvent:
     event = AuditEvent(
         at=clock.now(),
         actor=actor.account,
@@ -102,7 +144,7 @@ def record(
     )
     alias = router.db_for_write(AuditEvent)
     connection = connections[alias]
-    sql, returning = _insert(connection)
+    sql, returning = _insert(connection, waits=waits or connection.in_atomic_block)
     values = [
         field.get_db_prep_save(getattr(event, field.attname), connection)  # type: ignore[union-attr]
         for field in (AuditEvent._meta.get_field(name) for name in _COLUMNS)

@@ -72,7 +72,7 @@ def patron_for_staff(
     if not has_permission(actor.user, patron.library_id, permission):
         raise PermissionDenied(f"You need the permission {permission.label!r} at {patron.library.name}.")
     if read_purpose:
-        audit.record(
+        audit.record_read(
             actor, "patron.read", library_id=patron.library_id, patron_id=patron.pk,
             patron_label=patron.display_name, purpose=read_purpose,
         )  # fmt: skip

@@ -399,7 +399,7 @@ def validate(
         pin_checked = _check_pin(result, pin, address)
     actor = audit.Actor(user=None, channel=channel, source_ip=address)
     patron = result.patron
-    audit.record(
+    audit.record_read(
         actor, "patron.ill_validated", library_id=client.library_id,
         patron_id=patron.pk if patron else None, patron_label=patron.display_name if patron else "",
         client_id=client.pk, client_name=client.name, matched_by=result.matched_by,

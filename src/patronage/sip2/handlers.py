@@ -100,7 +100,7 @@ def _language(req: Request) -> str:
 
 def _audit_read(session: Session, req: Request, patron: Patron | None, identifier: str) -> None:
     assert session.client is not None  # noqa: S101
-    audit.record(
+    audit.record_read(
         session.actor, "patron.sip2_read", library_id=session.client.library_id,
         patron_id=patron.pk if patron else None, patron_label=patron.display_name if patron else "",
         client_id=session.client.pk, client_name=session.client.name, message=req.code,
