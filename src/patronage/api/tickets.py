@@ -119,7 +119,9 @@ class TicketDetailView(APIView):
         responses={200: TicketDetailSerializer, **COMMON_ERRORS},
     )  # fmt: skip
     def get(self, request: Request, ticket_id: int) -> Response:
-        return Response(_shown(_ticket(request, ticket_id)))
+        found = _ticket(request, ticket_id)
+        services.record_staff_read(actor=actor_of(request), ticket=found)
+        return Response(_shown(found))
 
     @extend_schema(
         operation_id="tickets_update", summary="Assign, move (open, in progress, closed) and/or note",

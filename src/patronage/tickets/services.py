@@ -232,6 +232,17 @@ def update(*, actor: audit.Actor, ticket: Ticket, data: Mapping[str, Any]) -> Ti
     return Ticket.objects.get(pk=ticket.pk)
 
 
+def record_staff_read(*, actor: audit.Actor, ticket: Ticket) -> None:
+    """A staff member (page or API) opened a patron's ticket: their words and name are personal data, so the
+    read is audited as a read of the patron, with the purpose "ticket" (nothing when the reporter is gone)."""
+    if ticket.reporter_id is None:
+        return
+    audit.record_read(
+        actor, "patron.read", library_id=ticket.library_id, patron_id=ticket.reporter_id,
+        patron_label=ticket.reporter.display_name if ticket.reporter else "", purpose="ticket", ticket_id=ticket.pk,
+    )  # fmt: skip
+
+
 def forget_reporter(*, actor: audit.Actor, patron: Patron) -> int:
     """Before a patron's deletion: their tickets stay for the staff's work history, without their words.
 

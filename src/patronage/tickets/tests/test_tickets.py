@@ -303,3 +303,39 @@ def test_csrf_is_required_on_the_report_form(patron: Patron) -> None:
     refused = client.post("/portal/north/problems/new/", {"summary": "a", "description": "b"})
     assert refused.status_code == 403
     assert not Ticket.objects.exists()
+
+
+def test_staff_reading_a_ticket_is_audited_as_a_read_of_the_reporter(
+    library: Library, patron: Patron, center: Branch
+) -> None:
+    ticket = services.report_problem(
+        actor=SYSTEM, patron=patron, center=center, data={"summary": "Lens cap lost", "description": "At home."}
+    )
+    reads = AuditEvent.objects.filter(action="patron.read", patron_id=patron.pk, detail__purpose="ticket")
+    desk = staff_client(library, username="carol")
+    assert "Lens cap lost" in desk.get("/staff/lending/tickets/").content.decode()
+    assert not reads.exists()  # the list shows summaries, not the patron's record
+    assert "At home." in desk.get(f"/staff/lending/tickets/{ticket.pk}/").content.decode()
+    page_read = reads.get()
+    assert (page_read.actor_label, page_read.channel, page_read.detail["ticket_id"]) == ("carol", "staff", ticket.pk)
+    assert page_read.patron_label == patron.display_name
+
+    user = make_staff(library, [Permission.CHECK_OUT], username="api-reader")
+    token = create_token(user=user, name="t", expires_at=None)[1]
+    assert Client().get(f"/api/v1/tickets/{ticket.pk}/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    assert list(reads.order_by("pk").values_list("actor_label", "channel")) == [
+        ("carol", "staff"),
+        ("api-reader", "api"),
+    ]
+
+
+def test_a_ticket_whose_reporter_was_deleted_is_read_without_a_patron_read(
+    library: Library, patron: Patron, center: Branch
+) -> None:
+    ticket = services.report_problem(
+        actor=SYSTEM, patron=patron, center=center, data={"summary": "a", "description": "b"}
+    )
+    services.forget_reporter(actor=SYSTEM, patron=patron)
+    page = staff_client(library).get(f"/staff/lending/tickets/{ticket.pk}/")
+    assert page.status_code == 200
+    assert not AuditEvent.objects.filter(action="patron.read").exists()

@@ -121,7 +121,9 @@ class TicketView(_TicketsView):
 
     def get(self, request: HttpRequest, ticket_id: int) -> HttpResponse:
         self.enter()
-        return self.render_ticket(self.ticket(ticket_id))
+        found = self.ticket(ticket_id)
+        services.record_staff_read(actor=self.actor, ticket=found)
+        return self.render_ticket(found)
 
 
 class TicketActionView(TicketView):
