@@ -30,6 +30,16 @@ def open_checkout_count(patron_id: int) -> int:
     return Checkout.objects.filter(patron_id=patron_id, completed_at__isnull=True).count()
 
 
+def item_out(resource: Resource) -> CheckoutItem | None:
+    """The checkout item that has ``resource`` out now (with its checkout), or None when it is not out: what
+    a self-check machine's check-in and renewal scan (SIP2 09 and 29) act on."""
+    return (
+        CheckoutItem.objects.select_related("checkout")
+        .filter(resource_id=resource.pk, returned_at__isnull=True, checkout__library_id=resource.library_id)
+        .first()
+    )
+
+
 def late_checkouts_sql() -> str:
     """Standing's ``late_checkouts`` fact: checkouts past their end and not fully returned. Computed from
     ``due_at`` (not from ``state``), so a checkout is late from the minute its end passes, whether or not

@@ -21,7 +21,6 @@ from django.conf import settings
 from patronage.blocks import services as blocks
 from patronage.circulation import queries as circulation_queries
 from patronage.circulation import services as desk
-from patronage.circulation.models import CheckoutItem
 from patronage.core import audit, clock
 from patronage.core.errors import DomainError, Refused
 from patronage.credentials import services as credentials
@@ -378,18 +377,10 @@ def checkout(session: Session, req: Request) -> Response:
     return resp
 
 
-def _open_item(session: Session, resource: Resource) -> CheckoutItem | None:
-    return (
-        CheckoutItem.objects.select_related("checkout")
-        .filter(resource_id=resource.pk, returned_at__isnull=True, checkout__library_id=resource.library_id)
-        .first()
-    )
-
-
 def checkin(session: Session, req: Request) -> Response:
     resource = _resource(session, req.get("AB"))
     ok, messages = False, []
-    item = _open_item(session, resource) if resource else None
+    item = circulation_queries.item_out(resource) if resource else None
     if resource is None:
         messages = ["This item is not known here. Ask at the desk."]
     elif item is None:
@@ -419,7 +410,7 @@ def item_information(session: Session, req: Request) -> Response:
             .add("AJ", "")
             .add("AF", "This item is not known here.")
         )
-    item = _open_item(session, resource)
+    item = circulation_queries.item_out(resource)
     out_of_service = resource.out_of_service_from is not None and resource.out_of_service_from <= clock.now()
     status = "04" if item else ("01" if out_of_service else "03")
     resp = Response("18", status + "00" + "01" + _now_text(session))
@@ -434,7 +425,7 @@ def renew(session: Session, req: Request) -> Response:
     view = _patron(session, req)
     resource = _resource(session, req.get("AB"))
     ok, messages, due = False, [], None
-    item = _open_item(session, resource) if resource else None
+    item = circulation_queries.item_out(resource) if resource else None
     if view.patron is None or (view.password_given and not view.password_ok):
         messages = _screen_messages(view)
     elif resource is None:
