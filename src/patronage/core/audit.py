@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field
 
 from . import clock
 from .models import AuditEvent
@@ -55,33 +57,28 @@ _COLUMNS = ("at", "actor", "actor_label", "library_id", "patron_id", "patron_lab
             "source_ip")  # fmt: skip
 
 
-_statements: dict[tuple[str, bool, bool], tuple[str, bool]] = {}
+_statements: dict[tuple[str, bool], str] = {}
 
 
-def _insert(connection: BaseDatabaseWrapper, *, waits: bool) -> tuple[str, bool]:
-    """The INSERT for the connection's database, and whether it returns the new id. Written once per kind of
-    database instead of compiled by the ORM on every call: every protocol request records one or two
-    events (docs/performance.md)."""
-    returning = bool(connection.features.can_return_columns_from_insert)
-    key = (connection.vendor, returning, waits)
+def _insert(connection: BaseDatabaseWrapper, *, waits: bool) -> str:
+    """The INSERT for the connection's database. Written once per kind of database instead of compiled by
+    the ORM on every call: every protocol request records one event (docs/performance.md)."""
+    key = (connection.vendor, waits)
     if key not in _statements:
-        _statements[key] = _build_insert(connection, returning, waits)
+        _statements[key] = _build_insert(connection, waits)
     return _statements[key]
 
 
-def _build_insert(connection: BaseDatabaseWrapper, returning: bool, waits: bool) -> tuple[str, bool]:
+def _build_insert(connection: BaseDatabaseWrapper, waits: bool) -> str:
     quote = connection.ops.quote_name
-    fields = [AuditEvent._meta.get_field(name) for name in _COLUMNS]
-    columns = ", ".join(quote(str(f.column)) for f in fields)  # type: ignore[union-attr]
-    sql = f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
-    if returning:
-        sql += f" RETURNING {quote(AuditEvent._meta.pk.column)}"
-        if not waits and connection.vendor == "postgresql":
-            # The statement is its own transaction (the caller checked): setting synchronous_commit for that
-            # transaction alone, from inside the statement, makes its commit skip the wait for the WAL flush
-            # without a BEGIN, a SET LOCAL and a COMMIT of its own (three more round trips).
-            sql += ", set_config('synchronous_commit', 'off', true)"
-    return sql, returning
+    columns = ", ".join(quote(str(AuditEvent._meta.get_field(name).column)) for name in _COLUMNS)  # type: ignore[union-attr]
+    sql = f"INSERT INTO {quote(AuditEvent._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
+    if not waits and connection.vendor == "postgresql":
+        # The statement is its own transaction (the caller checked): setting synchronous_commit for that
+        # transaction alone, from inside the statement, makes its commit skip the wait for the WAL flush
+        # without a BEGIN, a SET LOCAL and a COMMIT of its own (three more round trips).
+        sql += " RETURNING set_config('synchronous_commit', 'off', true)"
+    return sql
 
 
 def record(
@@ -92,9 +89,9 @@ def record(
     patron_id: int | None = None,
     patron_label: str = "",
     **detail: Any,
-) -> AuditEvent:
-    """Write one event (in the caller's transaction, if any) and return it."""
-    return _write(actor, action, library_id, patron_id, patron_label, detail, waits=True)
+) -> None:
+    """Write one event, in the caller's transaction if any."""
+    _write(actor, action, library_id, patron_id, patron_label, detail, waits=True)
 
 
 def record_read(
@@ -105,7 +102,7 @@ def record_read(
     patron_id: int | None = None,
     patron_label: str = "",
     **detail: Any,
-) -> AuditEvent:
+) -> None:
     """Write one event that records a *read* of personal data, which changes nothing.
 
     Inside a transaction it is ``record``: the event commits with the caller's work. Outside one, on
@@ -117,7 +114,14 @@ def record_read(
     Changes (loans, payments, blocks, patron records) always wait: they use ``record`` in their transaction.
     """
     waits = bool(getattr(settings, "PATRONAGE_AUDIT_READS_SYNCHRONOUS", False))
-    return _write(actor, action, library_id, patron_id, patron_label, detail, waits=waits)
+    _write(actor, action, library_id, patron_id, patron_label, detail, waits=waits)
+
+
+@cache
+def _converted_fields() -> tuple[Field[Any, Any], Field[Any, Any]]:
+    """The two columns whose values the database needs converted (JSON, an address); the others are plain
+    text, integers and a timestamp, passed as they are without building a model instance."""
+    return AuditEvent._meta.get_field("detail"), AuditEvent._meta.get_field("source_ip")
 
 
 def _write(
@@ -129,32 +133,24 @@ def _write(
     detail: dict[str, Any],
     *,
     waits: bool,
-) -> AuditEvent:
-    event = AuditEvent(
-        at=clock.now(),
-        actor=actor.account,
-        actor_label=actor.label[:150],
-        library_id=library_id,
-        patron_id=patron_id,
-        patron_label=patron_label[:300],
-        action=action,
-        detail=detail,
-        channel=actor.channel,
-        source_ip=actor.source_ip,
-    )
-    alias = router.db_for_write(AuditEvent)
-    connection = connections[alias]
-    sql, returning = _insert(connection, waits=waits or connection.in_atomic_block)
-    values = [
-        field.get_db_prep_save(getattr(event, field.attname), connection)  # type: ignore[union-attr]
-        for field in (AuditEvent._meta.get_field(name) for name in _COLUMNS)
+) -> None:
+    connection = connections[router.db_for_write(AuditEvent)]
+    detail_field, address_field = _converted_fields()
+    account = actor.account
+    values = [  # in the order of _COLUMNS
+        connection.ops.adapt_datetimefield_value(clock.now()),
+        account.pk if account is not None else None,
+        actor.label[:150],
+        library_id,
+        patron_id,
+        patron_label[:300],
+        action,
+        detail_field.get_db_prep_save(detail, connection),
+        actor.channel,
+        address_field.get_db_prep_save(actor.source_ip, connection),
     ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        event.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
-    event._state.adding = False
-    event._state.db = alias
-    return event
+        cursor.execute(_insert(connection, waits=waits or connection.in_atomic_block), values)
 
 
 def forget_patron(patron_id: int) -> int:
