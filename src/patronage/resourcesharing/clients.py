@@ -331,7 +331,8 @@ def authenticate_client(
 
     An empty ``login`` finds the client by its secret alone (a bearer secret). ``ClientAuthenticationFailed``
     never says which check failed (the audit log does, for administrators). Wrong guesses count against the
-    login and the address; a standing lock refuses before the secret is looked at. Every refusal is
+    login and the address (only the address when it is outside the client's networks); a standing lock
+    refuses before the secret is looked at. Every refusal is
     audited; a success too, unless ``audit_success`` is False: the caller then records it itself, in the
     audit event of the request's work (naming the client) or, where there is none, with ``record_sign_in``.
     """
@@ -360,6 +361,10 @@ def authenticate_client(
     if outcome != "ok" or client is None:
         _audit_use(client, protocol, login, address, outcome)
         # Only a wrong guess counts towards the lock: a right secret from a wrong place is a set-up mistake.
+        # A guess from outside the client's own networks counts against that address only, so nobody who
+        # merely knows a login (SIP2 sends it in clear) can lock the real machine out from elsewhere.
+        if outcome == "wrong_secret" and client is not None and not _address_allowed(client, address):
+            keys = [k for k in keys if k.startswith("ip:")]
         if outcome in {"unknown_login", "wrong_secret"} and keys:
             lock = throttle.record_failure(SCOPE, keys)
             if lock is not None:

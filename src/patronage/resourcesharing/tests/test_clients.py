@@ -83,6 +83,23 @@ def test_repeated_wrong_secrets_lock_the_login_even_for_the_right_secret(
         clients.authenticate_client("sip2", "kiosk-2", secret, "192.0.2.6")
 
 
+def test_wrong_secrets_from_outside_the_clients_networks_cannot_lock_the_real_machine_out(
+    kiosk: tuple[ProtocolClient, str], settings: Any
+) -> None:
+    settings.LOGIN_FAILURE_LIMIT = 3
+    settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS = 3
+    _, secret = kiosk
+    for _ in range(2):
+        with pytest.raises(clients.ClientAuthenticationFailed):
+            clients.authenticate_client("sip2", "kiosk-2", "pcs_guess", "198.51.100.7")
+    with pytest.raises(clients.ClientLocked):  # the guessing address is locked ...
+        clients.authenticate_client("sip2", "kiosk-2", "pcs_guess", "198.51.100.7")
+    with pytest.raises(clients.ClientLocked):
+        clients.authenticate_client("sip2", "kiosk-2", secret, "198.51.100.7")
+    # ... the kiosk, in its own network, is not.
+    assert clients.authenticate_client("sip2", "kiosk-2", secret, "192.0.2.5").login == "kiosk-2"
+
+
 def test_a_reset_secret_replaces_the_old_one(kiosk: tuple[ProtocolClient, str]) -> None:
     client, old = kiosk
     new = clients.reset_secret(actor=SYSTEM, client=client)
