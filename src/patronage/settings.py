@@ -336,6 +336,9 @@ SPECTACULAR_SETTINGS = {
 # is locked for the cool-off period. Shared by every place that checks a password.
 LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", 5))
 LOGIN_FAILURE_LIMIT_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURE_LIMIT_PER_ADDRESS", 20))
+# Patrons' failed PINs through one protocol client (a kiosk, an e-book vendor, a resource-sharing hub), which
+# are counted per client instead of per address: every patron it serves shares its address.
+LOGIN_FAILURE_LIMIT_PER_CLIENT = int(os.environ.get("LOGIN_FAILURE_LIMIT_PER_CLIENT", 100))
 LOGIN_FAILURE_WINDOW_SECONDS = int(os.environ.get("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60))
 LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", 15 * 60))
 # A portal session ends after this many minutes without a request (staff sessions use SESSION_COOKIE_AGE).

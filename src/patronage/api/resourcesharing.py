@@ -78,7 +78,8 @@ class IllValidateRequestSerializer(serializers.Serializer[dict[str, Any]]):
     )
     identifier_type = serializers.ChoiceField(
         choices=[t.value for t in eligibility.IdentifierType], required=False, default="any",
-        help_text="What the identifier is; 'any' (default) tries the user id (Person-ID), then any barcode.",
+        help_text="What the identifier is; 'any' (default) tries the user id (Person-ID), then any barcode. "
+        "'patron_id' (the record number) only with the patron's pin.",
     )  # fmt: skip
     pin = serializers.CharField(
         max_length=256, required=False, trim_whitespace=False,

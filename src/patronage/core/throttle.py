@@ -31,7 +31,14 @@ class Lock:
 def _limit_for(key: str) -> int:
     if key.startswith("ip:"):
         return int(settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS)
+    if key.startswith("client:"):
+        return int(settings.LOGIN_FAILURE_LIMIT_PER_CLIENT)
     return int(settings.LOGIN_FAILURE_LIMIT)
+
+
+def client_key(login: str) -> str:
+    """The counter of the patrons' failed PINs that came through one protocol client (see ``_limit_for``)."""
+    return f"client:{login.strip().lower()}"
 
 
 def keys_for(account: str, address: str | None) -> list[str]:

@@ -212,22 +212,32 @@ def authenticate(library: Library | int, identifier: str, password: str, address
     return patron
 
 
-def verify_password(library: Library | int, identifier: str, password: str, address: str | None) -> Patron:
+def verify_password(
+    library: Library | int, identifier: str, password: str, address: str | None, *, client: str | None = None
+) -> Patron:
     """The patron whose Person-ID or current barcode and password (or PIN) these are, or an error.
 
     The one password check of every face that takes a patron's password: the portal's sign-in and the
     protocols (interlibrary-loan validation, SIP2, NCIP), which then judge standing for their own action.
     It signs nobody in and records no sign-in.
+
+    ``client`` is the login of the protocol client the PIN came through (a self-check machine, an e-book
+    vendor, a resource-sharing hub). Its address is shared by every patron it serves, so its failures are
+    counted per client, with a higher limit (``LOGIN_FAILURE_LIMIT_PER_CLIENT``), instead of per address:
+    patrons mistyping their PINs at one kiosk do not lock out everyone else using it.
     """
-    return _verify(library, identifier, password, address)[0]
+    return _verify(library, identifier, password, address, client)[0]
 
 
-def _verify(library: Library | int, identifier: str, password: str, address: str | None) -> tuple[Patron, str]:
+def _verify(
+    library: Library | int, identifier: str, password: str, address: str | None, client: str | None = None
+) -> tuple[Patron, str]:
     """``verify_password``, also saying how the password was checked ("password" or "institution").
 
     ``SignInFailed`` never says which of the two was wrong nor whether the account exists, and the
     password is hashed either way so that the answer takes as long. Failures count against the
-    account and the address; a standing lock refuses before the password is looked at.
+    account and the address (or the protocol client); a standing lock refuses before the password is
+    looked at.
 
     Where the library's institution manages the passwords (``InstitutionSignIn``), the patrons it covers
     are checked against its directory instead (``_directory_sign_in``); the identifier may then also be
@@ -242,14 +252,18 @@ def _verify(library: Library | int, identifier: str, password: str, address: str
     # An unknown identifier is counted under its own key, so it locks exactly like a real account.
     account = _account(patron) if patron else f"unknown:{library_id}:{identifier.strip()[:64]}"
     account_keys = throttle.keys_for(account, None)
-    address_keys = _address_keys(address)
+    if client:
+        account_keys.append(throttle.client_key(client))
+        address_keys = []
+    else:
+        address_keys = _address_keys(address)
     counted = _refuse_if_locked(account_keys, address_keys)
     if institution is not None:
         patron, ok = _directory_sign_in(institution, patron, identifier, password)
         if patron is not None and _account(patron) != account:
             # Found through the directory's login name: the patron's own counter applies from here on.
             account = _account(patron)
-            account_keys = throttle.keys_for(account, None)
+            account_keys = throttle.keys_for(account, None) + account_keys[1:]  # the client's key stays
             counted = _refuse_if_locked(account_keys, [])
     else:
         credential = _credential(patron) if patron else None
@@ -283,7 +297,7 @@ def _refuse_if_locked(account_keys: list[str], address_keys: list[str]) -> bool:
         lock, _ = throttle.lock_and_counted(ADDRESS_SCOPE, address_keys)
     if lock is not None:
         raise SignInLocked(lock)
-    return bool(counted)
+    return account_keys[0] in counted  # the account's own counter (a protocol client's is not reset)
 
 
 def _directory_sign_in(

@@ -19,7 +19,7 @@ from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from patronage.core import audit, clock, rows
-from patronage.core.errors import DomainError
+from patronage.core.errors import DomainError, FieldError
 from patronage.core.models import AuditEvent
 from patronage.credentials import services as credentials
 from patronage.libraries.models import Library
@@ -351,7 +351,7 @@ class PatronAuthenticationFailed(DomainError):
         super().__init__("The patron's identifier or PIN/password is not right.")
 
 
-def _check_pin(result: Result, pin: str, address: str | None) -> bool:
+def _check_pin(result: Result, pin: str, address: str | None, client: str) -> bool:
     """Check the patron's PIN/password through the portal's sign-in (same lock-out, same directory).
 
     Returns whether it was checked: an old card is not (the portal refuses old cards; the answer already
@@ -368,7 +368,7 @@ def _check_pin(result: Result, pin: str, address: str | None) -> bool:
     else:
         login = result.identifier
     try:
-        signed_in = credentials.verify_password(patron.library_id, login, pin, address)
+        signed_in = credentials.verify_password(patron.library_id, login, pin, address, client=client)
     except credentials.SignInFailed:
         raise PatronAuthenticationFailed() from None
     if signed_in.pk != patron.pk:
@@ -393,12 +393,26 @@ def validate(
 
     Returns the result and whether a PIN was checked. Without a PIN the client vouches for the patron.
     """
+    if kind == IdentifierType.PATRON_ID and pin is None:
+        # Record numbers are dense (1, 2, 3 ...): without the patron's PIN a client could walk every name.
+        raise FieldError(
+            "identifier_type", "A record number is accepted only with the patron's PIN; send the user id or barcode."
+        )
     result = check(client.library_id, identifier, kind, now=now, with_phone=with_phone)
     pin_checked = False
-    if pin is not None and result.patron is not None:
-        pin_checked = _check_pin(result, pin, address)
     actor = audit.Actor(user=None, channel=channel, source_ip=address)
     patron = result.patron
+    if pin is not None and patron is not None:
+        try:
+            pin_checked = _check_pin(result, pin, address, client.login)
+        except (PatronAuthenticationFailed, credentials.SignInLocked) as exc:
+            # A refused PIN is a security event: recorded (and waiting for the disk) though nothing was read.
+            audit.record(
+                actor, "patron.pin_refused", library_id=client.library_id, patron_id=patron.pk,
+                patron_label=patron.display_name, client_id=client.pk, client_name=client.name,
+                locked=isinstance(exc, credentials.SignInLocked),
+            )  # fmt: skip
+            raise
     audit.record_read(
         actor, "patron.ill_validated", library_id=client.library_id,
         patron_id=patron.pk if patron else None, patron_label=patron.display_name if patron else "",

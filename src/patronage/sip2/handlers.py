@@ -97,13 +97,16 @@ def _language(req: Request) -> str:
     return text if text.isdigit() else "000"
 
 
-def _audit_read(session: Session, req: Request, patron: Patron | None, identifier: str) -> None:
+def _audit_read(session: Session, req: Request, patron: Patron | None, identifier: str, pin: str) -> None:
+    """The read's audit event, with the patron PIN's outcome (``pin``: empty when none was sent). A refused
+    PIN is a security event and waits for the disk like a change; a plain read does not (``record_read``)."""
     assert session.client is not None  # noqa: S101
-    audit.record_read(
+    write = audit.record if pin in {"wrong", "locked"} else audit.record_read
+    write(
         session.actor, "patron.sip2_read", library_id=session.client.library_id,
         patron_id=patron.pk if patron else None, patron_label=patron.display_name if patron else "",
         client_id=session.client.pk, client_name=session.client.name, message=req.code,
-        found=patron is not None, identifier=identifier[:64] if patron is None else "",
+        found=patron is not None, identifier=identifier[:64] if patron is None else "", pin=pin,
     )  # fmt: skip
 
 
@@ -116,34 +119,38 @@ def _patron(session: Session, req: Request) -> PatronView:
     patron = None
     if identifier and (not institution or institution == library.code):
         patron = credentials.find_patron(library.pk, identifier)
-    _audit_read(session, req, patron, identifier)
     given = req.has("AD")
+    password_ok, pin = False, ""
+    notes: tuple[str, ...] = ()
+    if patron is not None and given:
+        password_ok, notes, pin = _check_password(session, library.pk, identifier, req.get("AD"))
+    _audit_read(session, req, patron, identifier, pin)
     if patron is None:
         return PatronView(None, None, None, given, False)
-    now = clock.now()
-    facts = standing_queries.facts_for(patron.pk, now)
+    facts = standing_queries.facts_for(patron.pk, clock.now())
     if facts is None:
         return PatronView(None, None, None, given, False)
-    password_ok: bool = False
-    notes: tuple[str, ...] = ()
-    if given:
-        password_ok, notes = _check_password(session, library.pk, identifier, req.get("AD"))
     return PatronView(patron, facts, standing_rules.standing(facts), given, password_ok, notes)
 
 
-def _check_password(session: Session, library_id: int, identifier: str, password: str) -> tuple[bool, tuple[str, ...]]:
-    """The portal's password check and lock-out. An empty AD is "not valid" and counts as no attempt."""
+def _check_password(
+    session: Session, library_id: int, identifier: str, password: str
+) -> tuple[bool, tuple[str, ...], str]:
+    """The portal's password check and lock-out: (valid, screen messages, the outcome for the audit log).
+    An empty AD is "not valid" and counts as no attempt."""
     if not password:
-        return False, ()
+        return False, (), "empty"
     try:
-        credentials.verify_password(library_id, identifier, password, session.address)
+        credentials.verify_password(
+            library_id, identifier, password, session.address, client=session.client.login if session.client else None
+        )
     except credentials.SignInLocked as exc:
-        return False, (exc.message,)
+        return False, (exc.message,), "locked"
     except credentials.DirectoryUnavailable as exc:
-        return False, (exc.message,)
+        return False, (exc.message,), "directory_down"
     except credentials.SignInFailed:
-        return False, ()
-    return True, ()
+        return False, (), "wrong"
+    return True, (), "ok"
 
 
 def _status_flags(view: PatronView) -> str:

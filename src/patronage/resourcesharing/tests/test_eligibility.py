@@ -225,6 +225,42 @@ def test_a_pin_is_checked_like_a_portal_sign_in(library: Library, reshare: tuple
     assert bad.status_code == 400
     assert bad["Content-Type"] == "application/problem+json"
     assert bad.json()["code"] == "patron_authentication_failed"
+    refused = AuditEvent.objects.get(action="patron.pin_refused")
+    assert (refused.patron_id, refused.detail["client_name"], refused.detail["locked"]) == (patron.pk, "ReShare", False)
+
+
+def test_wrong_pins_through_a_hub_count_per_hub_not_per_its_address(
+    library: Library, reshare: tuple[ProtocolClient, str], settings: Any
+) -> None:
+    settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS = 2
+    settings.LOGIN_FAILURE_LIMIT_PER_CLIENT = 50
+    patron = _clear(library)
+    credentials.set_password(patron, "plum-orchard-41-lantern", actor=SYSTEM)
+    client, secret = reshare
+    for n in range(3):  # three other patrons mistype theirs through the same hub
+        other = make_patron(library, barcode=f"2100000000990{n}", patron_type=_type(library, "adult"))
+        credentials.set_password(other, "their-own-pin-99", actor=SYSTEM)
+        refused = _rest(client, secret, {"identifier": other.barcodes.get().number, "pin": "nope"})
+        assert refused.json()["code"] == "patron_authentication_failed"
+    good = _rest(client, secret, {"identifier": "P-7", "pin": "plum-orchard-41-lantern"})
+    assert good.status_code == 200, good.content
+    assert good.json()["pin_checked"] is True
+
+
+def test_a_record_number_is_accepted_only_with_the_patrons_pin(
+    library: Library, reshare: tuple[ProtocolClient, str]
+) -> None:
+    patron = _clear(library)
+    credentials.set_password(patron, "plum-orchard-41-lantern", actor=SYSTEM)
+    client, secret = reshare
+    walked = _rest(client, secret, {"identifier": str(patron.pk), "identifier_type": "patron_id"})
+    assert walked.status_code == 400
+    assert "PIN" in walked.json()["errors"]["identifier_type"][0]
+    assert "Grace" not in walked.content.decode()
+    with_pin = _rest(client, secret, {"identifier": str(patron.pk), "identifier_type": "patron_id",
+                                      "pin": "plum-orchard-41-lantern"})  # fmt: skip
+    assert with_pin.status_code == 200
+    assert with_pin.json()["patron"]["patron_id"] == patron.pk
 
 
 def test_bad_input_gets_a_field_error(library: Library, reshare: tuple[ProtocolClient, str]) -> None:

@@ -25,6 +25,7 @@ from patronage.sip2 import wire
 from patronage.sip2.server import Sip2Server
 from patronage.standing import services as standing
 from patronage.standing.rules import Action
+from tests.factories import make_patron
 
 from .conftest import BARCODE, PIN
 
@@ -190,6 +191,37 @@ def test_repeated_bad_patron_pins_lock_the_portal_too(raw: Any, world: SimpleNam
     assert "|CQN|" in conn.ask(f"23000{DATE}AOlib|AA{BARCODE}|AC|AD{PIN}|").decode()
     with pytest.raises(credentials.SignInLocked):
         credentials.authenticate(world.library.pk, BARCODE, PIN, "192.0.2.1")
+
+
+def test_wrong_pins_of_many_patrons_at_one_kiosk_lock_the_kiosks_pins_only_past_its_own_limit(
+    raw: Any, world: SimpleNamespace, settings: Any
+) -> None:
+    """The kiosk's address is every patron's address there: its failures count per kiosk, with a higher
+    limit than an address gets, so a few patrons mistyping do not lock out the next one."""
+    settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS = 3
+    settings.LOGIN_FAILURE_LIMIT_PER_CLIENT = 6
+    others = [make_patron(world.library, barcode=f"2123400099{i:04d}") for i in range(5)]
+    conn = _logged_in(raw, world)
+    for other in others:  # one wrong PIN each: no patron's own limit is reached
+        barcode = other.barcodes.get().number
+        assert "|CQN|" in conn.ask(f"23000{DATE}AOlib|AA{barcode}|AC|ADnope|").decode()
+    assert "|CQY|" in conn.ask(f"23000{DATE}AOlib|AA{BARCODE}|AC|AD{PIN}|").decode()
+    # The address of the kiosk was not counted: the portal from the same machine is not locked either.
+    assert credentials.authenticate(world.library.pk, BARCODE, PIN, "127.0.0.1") == world.patron
+    # The sixth failure through this kiosk reaches the kiosk's limit: its PIN checks wait for the cool-off.
+    assert "|CQN|" in conn.ask(f"23000{DATE}AOlib|AA{others[0].barcodes.get().number}|AC|ADnope|").decode()
+    locked = conn.ask(f"23000{DATE}AOlib|AA{BARCODE}|AC|AD{PIN}|").decode()
+    assert "|CQN|" in locked
+    assert "try again" in locked.lower()
+
+
+def test_every_read_is_audited_with_the_pins_outcome(raw: Any, world: SimpleNamespace) -> None:
+    conn = _logged_in(raw, world)
+    for pin in (f"AD{PIN}|", "ADnope|", "", "AD|"):
+        conn.ask(f"23000{DATE}AOlib|AA{BARCODE}|AC|{pin}")
+    events = AuditEvent.objects.filter(action="patron.sip2_read", patron_id=world.patron.pk).order_by("pk")
+    assert [e.detail["pin"] for e in events] == ["ok", "wrong", "", "empty"]
+    assert {e.detail["client_name"] for e in events} == {"Kiosk 1"}
 
 
 # --- error detection, resend, idempotency ------------------------------------------------------------------
