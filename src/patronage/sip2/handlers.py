@@ -45,6 +45,9 @@ CHANNEL = "sip2"
 # end patron session, fee paid, item info, item status update, patron enable, hold, renew, renew all.
 SUPPORTED = "YYYYYYYYYYYNNNYN"
 LIST_MAX = 50  # entries of one summary list per answer
+# 98's "timeout period": how long a terminal may wait for one answer before it gives the transaction up, in
+# tenths of a second (000 would mean "off-line"). Our answers take milliseconds; 30 s covers a stalled database.
+TRANSACTION_TIMEOUT = "300"
 _PAYMENT_METHODS = {"00": "cash", "01": "card", "02": "card"}
 
 
@@ -227,8 +230,7 @@ def login(session: Session, req: Request) -> Response:
 
 
 def sc_status(session: Session, req: Request) -> Response:
-    timeout = min(int(getattr(settings, "PATRONAGE_SIP2_IDLE_TIMEOUT", 300)), 999)
-    fixed = "YYYYNN" + f"{timeout:03d}" + "003" + _now_text(session) + "2.00"
+    fixed = "YYYYNN" + TRANSACTION_TIMEOUT + "003" + _now_text(session) + "2.00"
     resp = Response("98", fixed).add("AO", _institution(session))
     if session.client is not None:
         resp.add("AM", session.client.library.name)

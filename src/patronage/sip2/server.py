@@ -6,9 +6,11 @@ keeps one database connection per terminal for its whole session (closed when it
 self-check fleets are tens of machines, not thousands. ``max_connections`` bounds the threads: a
 connection beyond it is closed at once.
 
-Per connection: an idle time-out (no complete request for ``idle_timeout`` seconds closes it), a maximum
-message size (a longer line is answered with 96 and the connection closed), and a first-byte check (a
-TLS ClientHello or other binary on a plain port is closed without an answer). ``shutdown`` stops
+Per connection: an idle time-out (nothing received for ``idle_timeout`` seconds closes it), a log-in
+deadline (a connection not logged in ``login_timeout`` seconds after it opened is closed, however often it
+polls with 99, so that idle strangers cannot hold every slot), a maximum message size (a longer line is
+answered with 96 and the connection closed), and a first-byte check (a TLS ClientHello or other binary on a
+plain port is closed without an answer). ``shutdown`` stops
 accepting, lets each connection finish the request it is in, and waits for the threads.
 """
 
@@ -20,6 +22,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 
 from django.db import connections
 
@@ -36,13 +39,15 @@ class Sip2Server:
         *,
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = 64,
-        idle_timeout: float = 300.0,
+        idle_timeout: float = 600.0,
         max_message: int = 4096,
+        login_timeout: float = 60.0,
     ) -> None:
         self.host, self.port = host, port
         self.ssl_context = ssl_context
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
+        self.login_timeout = login_timeout
         self.max_message = max_message
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
@@ -151,18 +156,33 @@ class Connection:
 
     def run(self) -> None:
         sock = self.sock
-        if self.server.ssl_context is not None or not _kernel_timeouts(sock, self.server.idle_timeout):
-            sock.settimeout(self.server.idle_timeout)
+        # Until the log-in, the shorter of the two time-outs; after it, the idle time-out.
+        waiting = min(self.server.idle_timeout, self.server.login_timeout)
+        kernel = self.server.ssl_context is None and _kernel_timeouts(sock, waiting)
+        if not kernel:
+            sock.settimeout(waiting)
         if self.server.ssl_context is not None:
             sock = self.server.ssl_context.wrap_socket(sock, server_side=True)
             self.sock = sock
+        deadline: float | None = time.monotonic() + self.server.login_timeout
         buffer = b""
         first = True
         while True:
+            if deadline is not None and self.session.client is not None:
+                deadline = None  # logged in: from now on only the idle time-out applies
+                if waiting != self.server.idle_timeout and not (
+                    kernel and _kernel_timeouts(sock, self.server.idle_timeout)
+                ):
+                    sock.settimeout(self.server.idle_timeout)
+            elif deadline is not None and time.monotonic() > deadline:
+                log.info(
+                    "SIP2: %s did not log in within %s s; closing", self.session.address, self.server.login_timeout
+                )
+                return
             try:
                 chunk = sock.recv(4096)
             except (TimeoutError, ssl.SSLError, OSError):
-                return  # idle time-out, TLS failure or reset
+                return  # idle or log-in time-out, TLS failure or reset
             if not chunk:
                 return
             buffer += chunk
@@ -252,6 +272,7 @@ def from_settings() -> Sip2Server:
         int(port or 6001),
         ssl_context=context,
         max_connections=int(getattr(settings, "PATRONAGE_SIP2_MAX_CONNECTIONS", 64)),
-        idle_timeout=float(getattr(settings, "PATRONAGE_SIP2_IDLE_TIMEOUT", 300)),
+        idle_timeout=float(getattr(settings, "PATRONAGE_SIP2_IDLE_TIMEOUT", 600)),
         max_message=int(getattr(settings, "PATRONAGE_SIP2_MAX_MESSAGE", 4096)),
+        login_timeout=float(getattr(settings, "PATRONAGE_SIP2_LOGIN_TIMEOUT", 60)),
     )

@@ -317,6 +317,31 @@ def test_idle_connections_are_closed_and_threads_end(world: SimpleNamespace) -> 
     assert threading.active_count() <= baseline
 
 
+def test_a_connection_that_never_logs_in_is_closed_however_often_it_polls(world: SimpleNamespace) -> None:
+    srv = Sip2Server("127.0.0.1", 0, idle_timeout=5.0, login_timeout=0.6)
+    srv.start()
+    try:
+        stranger = socket.create_connection(srv.address, timeout=5)
+        kiosk = socket.create_connection(srv.address, timeout=5)
+        kiosk.sendall(f"9300CNkiosk1|CO{world.secret}|CPlab|\r".encode())
+        assert kiosk.recv(100) == b"941\r"
+        answers = []
+        for _ in range(6):  # 99 every 0.2 s, before and past the deadline
+            stranger.sendall(b"9900302.00\r")
+            answers.append(stranger.recv(200))
+            if not answers[-1]:
+                break
+            time.sleep(0.2)
+        assert answers[0].startswith(b"98")  # 99 before a log-in is answered ...
+        assert answers[-1] == b""  # ... but the connection is closed once the deadline passed
+        kiosk.sendall(b"9900302.00\r")  # the kiosk that logged in stays
+        assert kiosk.recv(200).startswith(b"98YYYYNN300003")
+        stranger.close()
+        kiosk.close()
+    finally:
+        srv.shutdown()
+
+
 # --- TLS and the connection bound ---------------------------------------------------------------------------
 
 
