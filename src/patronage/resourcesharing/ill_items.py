@@ -26,6 +26,7 @@ from patronage.core import audit, clock
 from patronage.core.errors import Conflict, DomainError, Refused, ValidationFailed
 from patronage.libraries.models import Branch
 from patronage.patrons.models import Barcode, Patron
+from patronage.reservations import rules as reservation_rules
 from patronage.reservations import services as reservations
 from patronage.reservations.models import Reservation
 from patronage.resources import services as resources
@@ -99,6 +100,19 @@ def _item(client: ProtocolClient, item_id: str) -> IllItem:
     if found is None:
         raise IllRefused("unknown_item", "No interlibrary-loan item of this library has this id.", value=item_id)
     return found
+
+
+def _locked(pk: int) -> IllItem:
+    """The item read again with its row locked until the transaction ends, so each step decides on the state
+    that is current, not on one read before a concurrent step changed it; the steps lock the reservation after
+    it, always in this order.
+
+    The lock is taken alone, then the item is read with its relations by a second query: a locking query
+    that waited for a concurrent step sees that step's new row of the item, but (on PostgreSQL) the joined
+    rows as they were when it started, i.e. a reservation still "reserved" and no checkout yet.
+    """
+    IllItem.objects.select_for_update().filter(pk=pk).values_list("pk", flat=True).get()
+    return IllItem.objects.select_related("resource", "reservation", "checkout", "reservation__patron").get(pk=pk)
 
 
 def _save_state(item: IllItem, state: str, **changes: object) -> None:
@@ -190,16 +204,17 @@ def check_out_item(client: ProtocolClient, *, item_id: str, user_id: str = "", a
         given = _patron(client, user_id.strip())
         if patron is None or given.pk != patron.pk:
             raise IllRefused("wrong_user", "This item is held for another patron.", value=user_id.strip())
-    if item.state == IllItem.State.CHECKED_OUT:
-        return item
-    if item.state != IllItem.State.ACCEPTED:
-        raise IllRefused("item_not_available", "This interlibrary-loan item is back already.", value=item_id)
     actor = actor_for(client, address)
     try:
         with transaction.atomic():
-            locked = IllItem.objects.select_for_update().get(pk=item.pk)
-            if locked.state == IllItem.State.CHECKED_OUT:
-                return _item(client, item_id.strip())
+            item = _locked(item.pk)
+            if item.state == IllItem.State.CHECKED_OUT:
+                return item
+            if item.state != IllItem.State.ACCEPTED:
+                raise IllRefused(
+                    "item_not_available", "This interlibrary-loan item is back already, or its request was "
+                    "cancelled.", value=item_id,
+                )  # fmt: skip
             checkout = circulation.check_out(
                 actor=actor, reservation=item.reservation, scanned=[item.resource.identifier]
             )
@@ -219,16 +234,15 @@ def _retire(actor: audit.Actor, resource: Resource, why: str) -> None:
 def check_in_item(client: ProtocolClient, *, item_id: str, address: str | None = None) -> IllItem:
     """Take the item back (or end its hold if it never went out) and retire its resource; repeats change nothing."""
     item = _item(client, item_id.strip())
-    if item.state in (IllItem.State.CHECKED_IN, IllItem.State.CANCELLED):
-        return item
     actor = actor_for(client, address)
     with transaction.atomic():
-        locked = IllItem.objects.select_for_update().get(pk=item.pk)
-        if locked.state in (IllItem.State.CHECKED_IN, IllItem.State.CANCELLED):
-            return _item(client, item_id.strip())
-        if item.checkout is not None and item.checkout.completed_at is None:
-            circulation.check_in(actor=actor, checkout=item.checkout)
-        elif item.checkout is None:
+        item = _locked(item.pk)
+        if item.state in (IllItem.State.CHECKED_IN, IllItem.State.CANCELLED):
+            return item
+        if item.checkout is not None:
+            if item.checkout.completed_at is None:
+                circulation.check_in(actor=actor, checkout=item.checkout)
+        elif reservation_rules.is_open(item.reservation.state):  # a hold that ended already needs no ending
             reservations.cancel_reservation(
                 actor=actor, reservation=item.reservation, comment="Interlibrary-loan item checked in unused."
             )
@@ -242,24 +256,29 @@ def cancel_request(
 ) -> IllItem:
     """End the hold of an accepted item that the patron never got; a checked-out item must be checked in."""
     agency, request = request_agency.strip()[:100], request_id.strip()[:100]
-    item = (
-        IllItem.objects.select_related("resource", "reservation", "checkout")
-        .filter(library_id=client.library_id, request_agency=agency, request_id=request)
+    found = (
+        IllItem.objects.filter(library_id=client.library_id, request_agency=agency, request_id=request)
+        .values_list("pk", flat=True)
         .first()
     )
-    if item is None:
+    if found is None:
         raise IllRefused("unknown_request", "No interlibrary-loan request of this library has this id.", value=request)
-    if item.state == IllItem.State.CANCELLED:
-        return item
-    if item.state != IllItem.State.ACCEPTED:
-        raise IllRefused(
-            "cannot_cancel", "The item has been checked out; check it in instead of cancelling.", value=request
-        )
     actor = actor_for(client, address)
-    with transaction.atomic():
-        reservations.cancel_reservation(
-            actor=actor, reservation=item.reservation, comment="Interlibrary loan cancelled."
-        )
-        _retire(actor, item.resource, "Interlibrary-loan request cancelled.")
-        _save_state(item, IllItem.State.CANCELLED)
+    try:
+        with transaction.atomic():
+            item = _locked(found)
+            if item.state == IllItem.State.CANCELLED:
+                return item
+            if item.state != IllItem.State.ACCEPTED:
+                raise IllRefused(
+                    "cannot_cancel", "The item has been checked out; check it in instead of cancelling.",
+                    value=request,
+                )  # fmt: skip
+            reservations.cancel_reservation(
+                actor=actor, reservation=item.reservation, comment="Interlibrary loan cancelled."
+            )
+            _retire(actor, item.resource, "Interlibrary-loan request cancelled.")
+            _save_state(item, IllItem.State.CANCELLED)
+    except Conflict as exc:  # the hold ended some other way (e.g. handed out at the desk): nothing to cancel
+        raise IllRefused("cannot_cancel", exc.message, reasons=(exc.code,), value=request) from None
     return item
