@@ -278,13 +278,14 @@ def check_in_item(client: ProtocolClient, request: Request, address: str | None)
 def cancel_request_item(client: ProtocolClient, request: Request, address: str | None) -> ET.Element:
     request_agency = request.text("RequestId", "AgencyId")
     request_value = request.text("RequestId", "RequestIdentifierValue")
-    if not request_value:
+    item_value = request.text("ItemId", "ItemIdentifierValue")
+    if not request_value and not item_value:
         raise NcipProblem(
-            "Unsupported Service",
-            "Only requests made by AcceptItem can be cancelled here; send their RequestId.",
-            element="RequestId",
+            "Needed Data Missing", "Send the RequestId (or the ItemId) of the request to cancel.", element="RequestId"
         )
     try:
+        if not request_value:  # the schema lets a cancellation name only the item
+            request_agency, request_value = ill_items.request_of(client, item_value)
         item = ill_items.cancel_request(client, request_agency=request_agency, request_id=request_value,
                                         address=address)  # fmt: skip
     except ill_items.IllRefused as exc:

@@ -102,6 +102,13 @@ def _item(client: ProtocolClient, item_id: str) -> IllItem:
     return found
 
 
+def request_of(client: ProtocolClient, item_id: str) -> tuple[str, str]:
+    """(requesting agency, request id) of the newest interlibrary-loan item with this id, for a caller that
+    names the item instead of the request (NCIP CancelRequestItem may send only its ItemId)."""
+    item = _item(client, item_id.strip())
+    return item.request_agency, item.request_id
+
+
 def _locked(pk: int) -> IllItem:
     """The item read again with its row locked until the transaction ends, so each step decides on the state
     that is current, not on one read before a concurrent step changed it; the steps lock the reservation after

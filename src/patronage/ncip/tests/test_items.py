@@ -198,6 +198,23 @@ def test_cancel_request_ends_the_hold_and_retires_the_item(patron: Patron, resha
     assert text(doc, "//n:Problem/n:ProblemType") == "Resource Cannot Be Provided"
 
 
+def test_a_cancellation_may_name_only_the_item(patron: Patron, reshare: tuple[ProtocolClient, str]) -> None:
+    client, secret = reshare
+    auth = basic(client.login, secret)
+    valid(post(_accept(), auth).content)
+    by_item = message(
+        "CancelRequestItem",
+        f"<ns1:ItemId><ns1:ItemIdentifierValue>{ITEM}</ns1:ItemIdentifierValue></ns1:ItemId>"
+        "<ns1:RequestType>Hold</ns1:RequestType>",
+    )
+    doc = valid(post(by_item, auth).content)
+    assert text(doc, "//n:CancelRequestItemResponse/n:ItemId/n:ItemIdentifierValue") == ITEM
+    assert IllItem.objects.get().state == IllItem.State.CANCELLED
+    neither = message("CancelRequestItem", "<ns1:RequestType>Hold</ns1:RequestType>")
+    doc = valid(post(neither, auth).content)
+    assert text(doc, "//n:Problem/n:ProblemType") == "Needed Data Missing"
+
+
 def test_another_librarys_client_cannot_touch_the_item(patron: Patron, reshare: tuple[ProtocolClient, str]) -> None:
     client, secret = reshare
     valid(post(_accept(), basic(client.login, secret)).content)
