@@ -108,8 +108,9 @@ def record_read(
     Inside a transaction it is ``record``: the event commits with the caller's work. Outside one, on
     PostgreSQL, its commit does not wait for the write-ahead log to reach the disk (``synchronous_commit``
     off for that one statement), unless ``PATRONAGE_AUDIT_READS_SYNCHRONOUS`` is on. The event is written and
-    visible at once either way; only a crash of the database server within about half a second after it
-    could lose it (never half of it). A self-check machine's or a vendor's every request writes one of these,
+    visible at once either way; only a crash of the database server within about half a second after it, or
+    a failover to a standby in those moments (the commit waits for no standby either), could lose it (never
+    half of it). A self-check machine's or a vendor's every request writes one of these,
     and waiting for the disk on each was most of their latency under load (docs/performance.md, SIP2).
     Changes (loans, payments, blocks, patron records) always wait: they use ``record`` in their transaction.
     """
