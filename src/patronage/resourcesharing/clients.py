@@ -26,13 +26,15 @@ from patronage.core.errors import DomainError, NotFound, ValidationFailed
 from patronage.core.models import AuditEvent
 from patronage.libraries.models import Branch, Library
 
-from .models import Charset, Protocol, ProtocolClient
+from .models import Charset, Protocol, ProtocolClient, Sip2ExtensionField
 
 SCOPE = "client"
 SECRET_PREFIX = "pcs_"  # noqa: S105 - a public marker, not a secret
 # Last-used times are written at most this often, so a busy client does not write on every call.
 _LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 _LOGIN_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+_YES = frozenset({"on", "true", "1", "yes"})
+_NO = frozenset({"", "off", "false", "0", "no"})
 
 
 class ClientAuthenticationFailed(DomainError):
@@ -137,9 +139,23 @@ def _validated(library: Library, data: Mapping[str, Any], *, current: ProtocolCl
             errors["ill_loan_days"] = ["Enter the loan period in whole days, from 1 to 365, e.g. 28."]
         else:
             ill["ill_loan_days"] = int(raw_days)
+    sip2: dict[str, Any] = {}
+    # Both optional, like the NCIP settings: a caller that leaves one out keeps the current value (on a new
+    # client: the model's default, PIN required and every extension field).
+    if "patron_pin_required" in data:
+        required = _yes_or_no(data.get("patron_pin_required"))
+        if required is None:
+            errors["patron_pin_required"] = ["Say yes or no: must patrons give their PIN through this client?"]
+        else:
+            sip2["patron_pin_required"] = required
+    if "sip2_extension_fields" in data:
+        try:
+            sip2["sip2_extension_fields"] = _extension_fields(data.get("sip2_extension_fields"))
+        except ValueError as exc:
+            errors["sip2_extension_fields"] = [f"{exc} Choose any of {', '.join(Sip2ExtensionField.values)}, or none."]
     enabled = data.get("enabled", True)
     if isinstance(enabled, str):
-        enabled = enabled.lower() in {"on", "true", "1", "yes"}
+        enabled = enabled.lower() in _YES
     if errors:
         raise ValidationFailed(errors)
     return {
@@ -150,7 +166,36 @@ def _validated(library: Library, data: Mapping[str, Any], *, current: ProtocolCl
         "charset": charset,
         "enabled": bool(enabled),
         **ill,
+        **sip2,
     }
+
+
+def _yes_or_no(value: object) -> bool | None:
+    """A checkbox or JSON flag as a bool; None when it is neither (so a typo does not silently mean "no")."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _YES:
+            return True
+        if text in _NO:
+            return False
+    return None
+
+
+def _extension_fields(value: object) -> list[str]:
+    """The chosen SIP2 extension fields in their fixed order, from a list (a form's ticked boxes, JSON) or a
+    text with commas or spaces; raises ValueError naming what is not one of them."""
+    if isinstance(value, str):
+        chosen = value.replace(",", " ").split()
+    elif isinstance(value, list | tuple):
+        chosen = [v.strip() if isinstance(v, str) else repr(v) for v in value]
+    else:
+        raise ValueError("Give the extra patron fields as a list.")
+    unknown = [v for v in chosen if v not in Sip2ExtensionField.values]
+    if unknown:
+        raise ValueError(f"'{unknown[0][:20]}' is not an extra patron field Patronage sends.")
+    return [f for f in Sip2ExtensionField.values if f in chosen]
 
 
 def clients_of(library: Library | int) -> list[ProtocolClient]:
@@ -182,6 +227,8 @@ def _audit_detail(client: ProtocolClient) -> dict[str, Any]:
         "charset": client.charset,
         "ill_center_id": client.ill_center_id,
         "ill_loan_days": client.ill_loan_days,
+        "patron_pin_required": client.patron_pin_required,
+        "sip2_extension_fields": list(client.sip2_extension_fields),
     }
 
 

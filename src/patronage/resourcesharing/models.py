@@ -20,6 +20,19 @@ class Charset(models.TextChoices):
     ASCII = "ascii", "ASCII"
 
 
+class Sip2ExtensionField(models.TextChoices):
+    """Fields outside the SIP2 standard that e-book vendors (Palace and others) read in Patron Information."""
+
+    PA = "PA", "PA: when the card expires (YYYYMMDD)"
+    PC = "PC", "PC: the patron type's code"
+    XI = "XI", "XI: the patron's record number in Patronage (not the card number)"
+
+
+def all_sip2_extension_fields() -> list[str]:
+    """The default of ``ProtocolClient.sip2_extension_fields``: every extension field, as before the setting."""
+    return list(Sip2ExtensionField.values)
+
+
 class ProtocolClient(models.Model):
     """One external system, with its own login and secret, allowed to ask one library by some protocols.
 
@@ -35,6 +48,17 @@ class ProtocolClient(models.Model):
     allowed_networks = models.JSONField(default=list, help_text="Addresses or networks (CIDR) it may call from.")
     enabled = models.BooleanField(default=True)
     charset = models.CharField(max_length=16, choices=Charset.choices, default=Charset.CP850)
+    # SIP2 only. On: a patron is acted for, and their details given, only with their right PIN (AD). Off: the
+    # client vouches for its patrons (an e-book vendor that signs them in itself), and no PIN or an empty one
+    # is accepted; a wrong PIN is refused all the same.
+    patron_pin_required = models.BooleanField(
+        "Patrons must give their PIN (SIP2)", default=True,
+        help_text="Without the right PIN a SIP2 answer names nobody and nothing is checked out, renewed or paid.",
+    )  # fmt: skip
+    sip2_extension_fields = models.JSONField(
+        "Extra patron fields (SIP2)", default=all_sip2_extension_fields,
+        help_text="Which of PA, PC and XI the Patron Information answer (64) carries.",
+    )  # fmt: skip
     created_at = models.DateTimeField()
     secret_set_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)

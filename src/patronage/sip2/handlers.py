@@ -5,6 +5,8 @@ or current barcode, at the client's library only), a patron password is checked 
 ``credentials.verify_password`` (one lock-out counter for every sign-in), the status flags and screen
 messages come from ``standing`` (the same reasons as every other face), and every change goes through the
 circulation, fines and blocks services. Every request that reads a patron is audited with the client.
+What a request without the patron's right PIN gets, and which extension fields 64 carries, are the client's
+settings (``ProtocolClient.patron_pin_required``, ``sip2_extension_fields``; docs/subsystems/sip2.md).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ LIST_MAX = 50  # entries of one summary list per answer
 # tenths of a second (000 would mean "off-line"). Our answers take milliseconds; 30 s covers a stalled database.
 TRANSACTION_TIMEOUT = "300"
 _PAYMENT_METHODS = {"00": "cash", "01": "card", "02": "card"}
+WRONG_PIN = "The card number or PIN is not right."
 
 
 @dataclass
@@ -69,16 +72,31 @@ class Session:
 
 @dataclass(frozen=True)
 class PatronView:
+    """The patron a request names, and what the client may do with them.
+
+    ``authenticated``: the request may act for the patron (check out, renew, pay): their right PIN, or, when
+    the client does not require PINs, no PIN or an empty one. ``withheld``: the patron was found, the client
+    requires PINs and the request has no right one, so the answer gives nothing beyond the status flags.
+    A wrong PIN to a client that does not require PINs is neither: refused to act, details as without a PIN.
+    """
+
     patron: Patron | None
     facts: PatronFacts | None
     standing: Standing | None
     password_given: bool
     password_ok: bool
     notes: tuple[str, ...] = ()
+    authenticated: bool = False
+    withheld: bool = False
 
     @property
     def valid(self) -> bool:
         return self.patron is not None
+
+    @property
+    def details(self) -> bool:
+        """Whether the answer may carry the patron's name, amounts, lists and extension fields."""
+        return self.patron is not None and not self.withheld
 
 
 def _zone(session: Session) -> ZoneInfo:
@@ -133,7 +151,13 @@ def _patron(session: Session, req: Request) -> PatronView:
     facts = standing_queries.facts_for(patron.pk, clock.now())
     if facts is None:
         return PatronView(None, None, None, given, False)
-    return PatronView(patron, facts, standing_rules.standing(facts), given, password_ok, notes)
+    required = session.client.patron_pin_required
+    # Without a PIN requirement the client vouches for its patrons: no AD, or an empty one, is accepted.
+    authenticated = password_ok or (not required and not req.get("AD"))
+    return PatronView(
+        patron, facts, standing_rules.standing(facts), given, password_ok, notes,
+        authenticated=authenticated, withheld=required and not authenticated,
+    )  # fmt: skip
 
 
 def _check_password(
@@ -189,8 +213,10 @@ def _screen_messages(view: PatronView) -> list[str]:
     if view.patron is None:
         return ["Card not recognised. Ask at the desk."]
     messages = list(view.notes)
-    if view.password_given and not view.password_ok and not view.notes:
-        messages.append("The card number or PIN is not right.")
+    if not view.authenticated and not view.notes:
+        messages.append(WRONG_PIN)
+    if view.withheld:  # the standing reasons would tell a stranger about the patron's fines and loans
+        return messages
     if view.standing is not None:
         messages += [f"{r.patron_message} {r.remedy}".strip() for r in view.standing.conditions]
     return messages
@@ -203,13 +229,15 @@ def _money(value: Decimal) -> str:
 def _patron_fields(resp: Response, session: Session, req: Request, view: PatronView) -> None:
     resp.add("AO", _institution(session))
     resp.add("AA", req.get("AA"))
-    resp.add("AE", view.patron.display_name if view.patron else "")
+    resp.add("AE", view.patron.display_name if view.details and view.patron else "")
 
 
 def _bl_cq(resp: Response, view: PatronView) -> None:
+    """BL always; CQ whenever AD was sent, for an unknown card, and whenever the client requires a PIN and
+    has no right one (a missing CQ reads as "accepted" to some clients)."""
     resp.add("BL", yes(view.valid))
-    if view.password_given or not view.valid:
-        resp.add("CQ", yes(view.valid and view.password_ok))
+    if view.password_given or not view.valid or view.withheld:
+        resp.add("CQ", yes(view.valid and view.authenticated))
 
 
 # --- messages ----------------------------------------------------------------------------------------------
@@ -249,7 +277,7 @@ def _patron_status_response(session: Session, req: Request, view: PatronView) ->
     resp = Response("24", _status_flags(view) + _language(req) + _now_text(session))
     _patron_fields(resp, session, req, view)
     _bl_cq(resp, view)
-    if view.facts is not None:
+    if view.details and view.facts is not None:
         resp.add("BH", view.facts.currency).add("BV", _money(max(view.facts.balance, Decimal(0))))
     resp.add_all("AF", _screen_messages(view))
     return resp
@@ -273,7 +301,7 @@ def patron_information(session: Session, req: Request) -> Response:
     holds: list[str] = []
     unavailable: list[str] = []
     fine_items: list[str] = []
-    if patron is not None:
+    if patron is not None and view.details:
         for kind, text, flag in circulation_queries.patron_summary(patron.pk, now):
             if kind == "c":
                 charged.append(text)
@@ -294,7 +322,7 @@ def patron_information(session: Session, req: Request) -> Response:
     )
     _patron_fields(resp, session, req, view)
     _bl_cq(resp, view)
-    if view.facts is not None:
+    if view.details and view.facts is not None:
         resp.add("BH", view.facts.currency).add("BV", _money(max(view.facts.balance, Decimal(0))))
         resp.add("CC", _money(view.facts.fine_limit))
     lists = {0: ("AS", holds), 1: ("AT", overdue), 2: ("AU", charged), 3: ("AV", fine_items), 5: ("CD", unavailable)}
@@ -302,11 +330,21 @@ def patron_information(session: Session, req: Request) -> Response:
         fid, values = lists[wanted]
         resp.add_all(fid, _slice(values, req))
     resp.add_all("AF", _screen_messages(view))
-    if patron is not None:
-        resp.add("PA", f"{patron.expires_on:%Y%m%d}")
-        resp.add("PC", _type_code(session, patron))
-        resp.add("XI", patron.pk)
+    if patron is not None and view.details:
+        _extension_fields(resp, session, patron)
     return resp
+
+
+def _extension_fields(resp: Response, session: Session, patron: Patron) -> None:
+    """PA (card expiry), PC (patron type code) and XI (record number), those the client chose, in that order."""
+    assert session.client is not None  # noqa: S101
+    chosen = set(session.client.sip2_extension_fields)
+    if "PA" in chosen:
+        resp.add("PA", f"{patron.expires_on:%Y%m%d}")
+    if "PC" in chosen:
+        resp.add("PC", _type_code(session, patron))
+    if "XI" in chosen:
+        resp.add("XI", patron.pk)
 
 
 def _type_code(session: Session, patron: Patron) -> str:
@@ -360,7 +398,7 @@ def checkout(session: Session, req: Request) -> Response:
     messages: list[str] = []
     due = None
     ok = False
-    if view.patron is None or (view.password_given and not view.password_ok):
+    if view.patron is None or not view.authenticated:
         messages = _screen_messages(view)
     elif resource is None:
         messages = ["This item is not known here. Ask at the desk."]
@@ -435,7 +473,7 @@ def renew(session: Session, req: Request) -> Response:
     resource = _resource(session, req.get("AB"))
     ok, messages, due = False, [], None
     item = circulation_queries.item_out(resource) if resource else None
-    if view.patron is None or (view.password_given and not view.password_ok):
+    if view.patron is None or not view.authenticated:
         messages = _screen_messages(view)
     elif resource is None:
         messages = ["This item is not known here. Ask at the desk."]
@@ -461,7 +499,7 @@ def fee_paid(session: Session, req: Request) -> Response:
     payment_type, currency = req.fixed[20:22], req.fixed[22:25].strip()
     ok, messages = False, []
     transaction_id = req.get("BK").strip()
-    if view.patron is None or (view.password_given and not view.password_ok):
+    if view.patron is None or not view.authenticated:
         messages = _screen_messages(view)
     elif currency and currency != session.client.library.currency:
         messages = [f"This library takes payments in {session.client.library.currency} only."]

@@ -282,3 +282,98 @@ def test_a_caller_may_leave_a_good_sign_in_to_its_own_audit_event(kiosk: tuple[P
     with pytest.raises(clients.ClientAuthenticationFailed):  # a refusal is recorded all the same
         clients.authenticate_client("sip2", "kiosk-2", "pcs_guess", "192.0.2.5", audit_success=False)
     assert _outcome() == "wrong_secret"
+
+
+# --- SIP2 account settings: the patron PIN requirement and the extension fields --------------------------------
+
+
+def test_a_new_client_requires_patron_pins_and_sends_every_extension_field(kiosk: tuple[ProtocolClient, str]) -> None:
+    client, _ = kiosk
+    client.refresh_from_db()
+    assert client.patron_pin_required is True
+    assert client.sip2_extension_fields == ["PA", "PC", "XI"]
+    created = AuditEvent.objects.get(action="protocol_client.create").detail
+    assert (created["patron_pin_required"], created["sip2_extension_fields"]) == (True, ["PA", "PC", "XI"])
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [(["XI", "PA"], ["PA", "XI"]), ("PC, XI", ["PC", "XI"]), ([], []), ("", []), (("PC", "PC"), ["PC"])],
+)
+def test_extension_fields_are_stored_in_their_fixed_order(library: Library, given: Any, stored: list[str]) -> None:
+    client, _ = clients.create_client(actor=SYSTEM, library=library, data={**DATA, "sip2_extension_fields": given})
+    client.refresh_from_db()
+    assert client.sip2_extension_fields == stored
+
+
+def test_leaving_the_sip2_settings_out_of_an_update_keeps_them(kiosk: tuple[ProtocolClient, str]) -> None:
+    client, _ = kiosk
+    clients.update_client(
+        actor=SYSTEM, client=client,
+        data={**DATA, "patron_pin_required": False, "sip2_extension_fields": ["PC"]},
+    )  # fmt: skip
+    clients.update_client(actor=SYSTEM, client=client, data={**DATA, "name": "Kiosk 2, main hall"})
+    client.refresh_from_db()
+    assert (client.name, client.patron_pin_required, client.sip2_extension_fields) == (
+        "Kiosk 2, main hall", False, ["PC"],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"sip2_extension_fields": ["PA", "ZZ"]}, "sip2_extension_fields", ["'ZZ'", "PA, PC, XI"]),
+        ({"sip2_extension_fields": "pa"}, "sip2_extension_fields", ["'pa'", "PA, PC, XI"]),
+        ({"sip2_extension_fields": [1]}, "sip2_extension_fields", ["'1'", "PA, PC, XI"]),
+        ({"sip2_extension_fields": {"PA": True}}, "sip2_extension_fields", ["list", "PA, PC, XI"]),
+        ({"patron_pin_required": "maybe"}, "patron_pin_required", ["yes or no"]),
+        ({"patron_pin_required": None}, "patron_pin_required", ["yes or no"]),
+    ],
+)
+def test_bad_sip2_settings_get_a_field_message_and_write_nothing(
+    library: Library, kiosk: tuple[ProtocolClient, str], change: dict[str, Any], field: str, words: list[str]
+) -> None:
+    client, _ = kiosk
+    with pytest.raises(ValidationFailed) as caught:
+        clients.create_client(actor=SYSTEM, library=library, data={**DATA, "name": "Vendor", "login": "v", **change})
+    assert set(caught.value.errors) == {field}
+    for word in words:
+        assert word in caught.value.errors[field][0]
+    assert ProtocolClient.objects.count() == 1
+    with pytest.raises(ValidationFailed):
+        clients.update_client(actor=SYSTEM, client=client, data={**DATA, **change})
+    client.refresh_from_db()
+    assert (client.patron_pin_required, client.sip2_extension_fields) == (True, ["PA", "PC", "XI"])
+    assert not AuditEvent.objects.filter(action="protocol_client.update").exists()
+
+
+def test_administrators_set_the_pin_requirement_and_extension_fields_on_the_page(library: Library) -> None:
+    staff = Client()
+    staff.force_login(make_staff(library, [Permission.CONFIGURE_LIBRARY]))
+    form = staff.get("/staff/admin/clients/new/").content.decode()
+    assert re.search(r'name="patron_pin_required" value="1" checked', form)  # on unless the librarian says so
+    for code in ("PA", "PC", "XI"):
+        assert re.search(rf'name="sip2_extension_fields" value="{code}" checked', form)
+    assert "Patrons must give their PIN (SIP2)" in form
+
+    staff.post("/staff/admin/clients/new/", {**DATA, "enabled": "on", "charset": "cp850",
+                                              "sip2_extension_fields": ["PC"]})  # fmt: skip
+    created = ProtocolClient.objects.get()
+    assert (created.patron_pin_required, created.sip2_extension_fields) == (False, ["PC"])  # unticked: off
+    assert "SIP2 without patron PIN" in staff.get("/staff/admin/clients/").content.decode()
+
+    edit = staff.get(f"/staff/admin/clients/{created.pk}/").content.decode()
+    assert not re.search(r'name="patron_pin_required" value="1" checked', edit)
+    assert re.search(r'name="sip2_extension_fields" value="PC" checked', edit)
+    assert not re.search(r'name="sip2_extension_fields" value="XI" checked', edit)
+
+    bad = staff.post(f"/staff/admin/clients/{created.pk}/", {**DATA, "sip2_extension_fields": ["PC", "BD"]})
+    assert bad.status_code == 400
+    assert 'href="#f-sip2_extension_fields"' in bad.content.decode()
+    assert "Choose any of PA, PC, XI" in bad.content.decode()
+
+    staff.post(f"/staff/admin/clients/{created.pk}/", {**DATA, "enabled": "on", "patron_pin_required": "1",
+                                                       "sip2_extension_fields": ["PA", "XI"]})  # fmt: skip
+    created.refresh_from_db()
+    assert (created.patron_pin_required, created.sip2_extension_fields) == (True, ["PA", "XI"])
+    assert "SIP2 without patron PIN" not in staff.get("/staff/admin/clients/").content.decode()

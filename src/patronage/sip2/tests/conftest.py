@@ -18,6 +18,12 @@ from tests.fixtures import _lenient_lock_out  # noqa: F401 - an autouse fixture 
 
 BARCODE = "21234000123456"
 PIN = "kiosk-pin-2468"
+KIOSK = {"name": "Kiosk 1", "login": "kiosk1", "protocols": ["sip2"], "allowed_networks": "127.0.0.1"}
+
+
+def configure(world: SimpleNamespace, **settings: Any) -> None:
+    """Change the kiosk's SIP account settings as an administrator would (they apply from the next login)."""
+    world.client = clients.update_client(actor=SYSTEM, client=world.client, data={**KIOSK, **settings})
 
 
 @pytest.fixture
@@ -30,10 +36,7 @@ def world(transactional_db: None) -> SimpleNamespace:
     patron = make_patron(library, barcode=BARCODE, first_name="Jane", last_name="Doe")
     credentials.set_password(patron, PIN, actor=SYSTEM)
     fines.add_fee(actor=SYSTEM, patron=patron, amount="2.50", kind="other", description="Printing")
-    client, secret = clients.create_client(
-        actor=SYSTEM, library=library,
-        data={"name": "Kiosk 1", "login": "kiosk1", "protocols": ["sip2"], "allowed_networks": "127.0.0.1"},
-    )  # fmt: skip
+    client, secret = clients.create_client(actor=SYSTEM, library=library, data=KIOSK)
     return SimpleNamespace(
         library=library, center=center, patron=patron, client=client, secret=secret,
         laptop=make_resource(library, laptops, center, identifier="39000000001", name="A Tale of Two Laptops"),

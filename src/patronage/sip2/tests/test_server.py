@@ -27,7 +27,7 @@ from patronage.standing import services as standing
 from patronage.standing.rules import Action
 from tests.factories import make_patron
 
-from .conftest import BARCODE, PIN
+from .conftest import BARCODE, PIN, configure
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -146,17 +146,26 @@ def _logged_in(raw: Any, world: SimpleNamespace) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("identifier", "pin", "bl", "cq"),
+    ("pin_required", "identifier", "pin", "bl", "cq"),
     [
-        (BARCODE, PIN, "BLY", "CQY"),
-        (BARCODE, "wrong", "BLY", "CQN"),
-        (BARCODE, "", "BLY", "CQN"),
-        (BARCODE, None, "BLY", None),
-        ("99999", PIN, "BLN", "CQN"),
-        ("99999", None, "BLN", "CQN"),
+        (True, BARCODE, PIN, "BLY", "CQY"),
+        (True, BARCODE, "wrong", "BLY", "CQN"),
+        (True, BARCODE, "", "BLY", "CQN"),
+        (True, BARCODE, None, "BLY", "CQN"),  # a PIN is required: no PIN is never "accepted" by silence
+        (True, "99999", PIN, "BLN", "CQN"),
+        (True, "99999", None, "BLN", "CQN"),
+        # An account that allows patrons without a PIN (a vendor that vouches for them):
+        (False, BARCODE, PIN, "BLY", "CQY"),
+        (False, BARCODE, "wrong", "BLY", "CQN"),
+        (False, BARCODE, "", "BLY", "CQY"),  # an empty PIN is what "allows empty PINs" allows
+        (False, BARCODE, None, "BLY", None),
+        (False, "99999", None, "BLN", "CQN"),
     ],
 )
-def test_valid_patron_and_password_flags(raw: Any, world: SimpleNamespace, identifier, pin, bl, cq) -> None:
+def test_valid_patron_and_password_flags(
+    raw: Any, world: SimpleNamespace, pin_required: bool, identifier, pin, bl, cq
+) -> None:
+    configure(world, patron_pin_required=pin_required)
     conn = _logged_in(raw, world)
     password = "" if pin is None else f"AD{pin}|"
     answer = conn.ask(f"63000{DATE}          AOlib|AA{identifier}|{password}").decode("cp850")

@@ -16,7 +16,7 @@ from django.urls import reverse
 from patronage.core.errors import ValidationFailed
 from patronage.libraries.models import Branch, Library
 from patronage.resourcesharing import clients
-from patronage.resourcesharing.models import Charset, Protocol, ProtocolClient
+from patronage.resourcesharing.models import Charset, Protocol, ProtocolClient, Sip2ExtensionField
 
 from ... import fields
 from .base import AdminView, FormPage, checkbox_group
@@ -35,12 +35,30 @@ CLIENT_FIELDS = (
         "charset", "Character set (SIP2)", kind="select", choices=tuple(Charset.choices),
         help="How SIP2 messages are encoded; most self-check machines expect code page 850.",
     ),
+    fields.FieldSpec(
+        "patron_pin_required", "Patrons must give their PIN (SIP2)", kind="checkbox",
+        help="Leave this on for self-check machines: without the patron's right PIN the answer shows no name, "
+        "loans or fines, and nothing is checked out, renewed or paid. Turn it off only for a system that checks "
+        "its patrons itself and sends no PIN, such as an e-book vendor the library trusts. A wrong PIN is "
+        "refused either way.",
+    ),
     fields.FieldSpec("enabled", "Enabled", kind="checkbox", help="A disabled client is refused at once."),
 )  # fmt: skip
+# What the form of a new client starts with: the model's defaults (a PIN required, every extension field).
+NEW_CLIENT: dict[str, Any] = {
+    "charset": Charset.CP850, "enabled": True, "protocols": [], "ill_loan_days": "28",
+    "patron_pin_required": True, "sip2_extension_fields": list(Sip2ExtensionField.values),
+}  # fmt: skip
 PROTOCOL_HELP = {
     Protocol.REST: "POST /api/v1/ill/validate/: interlibrary-loan patron validation.",
     Protocol.NCIP: "NCIP 2.0 (ReShare's LookupUser, AcceptItem, CheckOutItem, CheckInItem).",
     Protocol.SIP2: "SIP2 over TCP (self-check machines, e-book vendors).",
+}
+EXTENSION_HELP = {
+    Sip2ExtensionField.PA: "E-book vendors use it to end the patron's access on that day.",
+    Sip2ExtensionField.PC: "For example adult or student; lets a vendor give patron types different rights.",
+    Sip2ExtensionField.XI: "Stays the same when the patron gets a new card, so a vendor keeps their loans "
+    "together. Self-check machines do not need it.",
 }
 
 
@@ -69,12 +87,15 @@ def _values(client: ProtocolClient) -> dict[str, Any]:
         "protocols": list(client.protocols),
         "ill_center": str(client.ill_center_id or ""),
         "ill_loan_days": str(client.ill_loan_days),
+        "patron_pin_required": client.patron_pin_required,
+        "sip2_extension_fields": list(client.sip2_extension_fields),
     }
 
 
 def _posted(request: HttpRequest, specs: tuple[fields.FieldSpec, ...]) -> dict[str, Any]:
     values: dict[str, Any] = {spec.name: request.POST.get(spec.name, "") for spec in specs}
     values["protocols"] = request.POST.getlist("protocols")
+    values["sip2_extension_fields"] = request.POST.getlist("sip2_extension_fields")
     return values
 
 
@@ -106,7 +127,14 @@ class ClientFormView(FormPage):
     def groups(self, values: Mapping[str, Any], errors: Mapping[str, list[str]]) -> list[dict[str, Any]]:
         chosen = set(values.get("protocols") or [])
         options = [(p.value, p.label, PROTOCOL_HELP[p]) for p in Protocol]
-        return [checkbox_group("protocols", "Protocols it may use", options, chosen, errors)]
+        extension_options = [(f.value, f.label, EXTENSION_HELP[f]) for f in Sip2ExtensionField]
+        return [
+            checkbox_group("protocols", "Protocols it may use", options, chosen, errors),
+            checkbox_group(
+                "sip2_extension_fields", "Extra patron fields sent over SIP2 (untick any this client does not need)", extension_options,
+                set(values.get("sip2_extension_fields") or []), errors,
+            ),
+        ]  # fmt: skip
 
     def page_context(self, values: Mapping[str, Any], errors: Mapping[str, list[str]]) -> dict[str, Any]:
         client = self.client()
@@ -130,11 +158,7 @@ class ClientFormView(FormPage):
 
     def get(self, request: HttpRequest, client_id: int | None = None) -> HttpResponse:
         client = self.client()
-        values = (
-            _values(client)
-            if client
-            else {"charset": Charset.CP850, "enabled": True, "protocols": [], "ill_loan_days": "28"}
-        )
+        values = _values(client) if client else dict(NEW_CLIENT)
         return self.render_form(values, {})
 
     def post(self, request: HttpRequest, client_id: int | None = None) -> HttpResponse:
