@@ -13,6 +13,7 @@ from xml.etree import ElementTree as ET  # only for building our own output; req
 
 from dateutil import parser as date_parser
 
+from patronage.core.errors import DomainError, FieldError, ValidationFailed
 from patronage.credentials import services as credentials
 from patronage.patrons.models import Patron
 from patronage.resourcesharing import clients, eligibility, ill_items
@@ -200,6 +201,19 @@ def _problem_for(exc: ill_items.IllRefused, *, scheme: str | None = None) -> Nci
         default_scheme = ACCEPT
     detail = exc.message + (f" Reasons: {'; '.join(exc.reasons)}." if exc.reasons else "")
     return NcipProblem(kind, detail, element=element, value=exc.value, scheme=default_scheme)
+
+
+def problem_for_error(exc: DomainError) -> NcipProblem:
+    """The NCIP Problem for a domain refusal that escaped a service: the service's own mapping for an
+    interlibrary-loan refusal, Element Rule Violated for input a rule rejects, else a Temporary Processing
+    Failure (the state it met may have changed by the next try). The detail is the error's message, written
+    for callers, and its stable code."""
+    if isinstance(exc, ill_items.IllRefused):
+        return _problem_for(exc)
+    kind = (
+        "Element Rule Violated" if isinstance(exc, (FieldError, ValidationFailed)) else "Temporary Processing Failure"
+    )
+    return NcipProblem(kind, f"{exc.message} ({exc.code})", top_level=True)
 
 
 def _date(text: str) -> dt.datetime | None:

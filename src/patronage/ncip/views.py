@@ -10,7 +10,7 @@ wrong (NCIP clients treat any 4xx/5xx as a transport failure); 401/429 (with a P
 is not recognised or is locked out; 413 for a body over ``MAX_BODY``; 405 for anything but POST. No request
 ends in a 500: an unexpected error is logged and answered as a Temporary Processing Failure, and a domain
 refusal (``DomainError``) that a service did not turn into its own Problem is answered as the closest
-standard Problem (``_domain_problem``).
+standard Problem (``services.problem_for_error``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from patronage.core import net
-from patronage.core.errors import DomainError, FieldError, ValidationFailed
-from patronage.resourcesharing import clients, ill_items
+from patronage.core.errors import DomainError
+from patronage.resourcesharing import clients
 from patronage.resourcesharing.models import Protocol, ProtocolClient
 
 from . import services
@@ -60,19 +60,6 @@ def _refused(detail: str, status: int = 401, retry_after: int | None = None) -> 
 
 def _unavailable() -> HttpResponse:
     return _problem(NcipProblem("Temporary Processing Failure", "Try again in a moment.", top_level=True))
-
-
-def _domain_problem(exc: DomainError) -> NcipProblem:
-    """The NCIP Problem for a domain refusal that escaped a service: the service's own mapping for an
-    interlibrary-loan refusal, Element Rule Violated for input a rule rejects, else a Temporary Processing
-    Failure (the state it met may have changed by the next try). The detail is the error's message, written
-    for callers, and its stable code."""
-    if isinstance(exc, ill_items.IllRefused):
-        return services._problem_for(exc)
-    kind = (
-        "Element Rule Violated" if isinstance(exc, (FieldError, ValidationFailed)) else "Temporary Processing Failure"
-    )
-    return NcipProblem(kind, f"{exc.message} ({exc.code})", top_level=True)
 
 
 @csrf_exempt
@@ -124,7 +111,7 @@ def endpoint(request: HttpRequest) -> HttpResponse:
         return _problem(exc)
     except DomainError as exc:  # the code and class only: never the body, nor the message (it may echo values)
         log.warning("NCIP %s refused for client %s: %s %s", parsed.service, client.pk, type(exc).__name__, exc.code)
-        return _problem(_domain_problem(exc))
+        return _problem(services.problem_for_error(exc))
     except DatabaseError:
         log.exception("NCIP %s failed for client %s", parsed.service, client.pk)
         return _unavailable()

@@ -24,6 +24,7 @@ from django.db.models import QuerySet
 from patronage.core import audit, clock, rows, throttle, tokens
 from patronage.core.errors import DomainError, NotFound, ValidationFailed
 from patronage.core.models import AuditEvent
+from patronage.core.values import flag, yes_or_no
 from patronage.libraries.models import Branch, Library
 
 from .models import Charset, Protocol, ProtocolClient, Sip2ExtensionField
@@ -33,8 +34,6 @@ SECRET_PREFIX = "pcs_"  # noqa: S105 - a public marker, not a secret
 # Last-used times are written at most this often, so a busy client does not write on every call.
 _LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 _LOGIN_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-_YES = frozenset({"on", "true", "1", "yes"})
-_NO = frozenset({"", "off", "false", "0", "no"})
 
 
 class ClientAuthenticationFailed(DomainError):
@@ -143,7 +142,7 @@ def _validated(library: Library, data: Mapping[str, Any], *, current: ProtocolCl
     # Both optional, like the NCIP settings: a caller that leaves one out keeps the current value (on a new
     # client: the model's default, PIN required and every extension field).
     if "patron_pin_required" in data:
-        required = _yes_or_no(data.get("patron_pin_required"))
+        required = yes_or_no(data.get("patron_pin_required"))
         if required is None:
             errors["patron_pin_required"] = ["Say yes or no: must patrons give their PIN through this client?"]
         else:
@@ -153,9 +152,7 @@ def _validated(library: Library, data: Mapping[str, Any], *, current: ProtocolCl
             sip2["sip2_extension_fields"] = _extension_fields(data.get("sip2_extension_fields"))
         except ValueError as exc:
             errors["sip2_extension_fields"] = [f"{exc} Choose any of {', '.join(Sip2ExtensionField.values)}, or none."]
-    enabled = data.get("enabled", True)
-    if isinstance(enabled, str):
-        enabled = enabled.lower() in _YES
+    enabled = flag(data.get("enabled", True))
     if errors:
         raise ValidationFailed(errors)
     return {
@@ -168,19 +165,6 @@ def _validated(library: Library, data: Mapping[str, Any], *, current: ProtocolCl
         **ill,
         **sip2,
     }
-
-
-def _yes_or_no(value: object) -> bool | None:
-    """A checkbox or JSON flag as a bool; None when it is neither (so a typo does not silently mean "no")."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _YES:
-            return True
-        if text in _NO:
-            return False
-    return None
 
 
 def _extension_fields(value: object) -> list[str]:
